@@ -1,0 +1,143 @@
+"""Human tables (rich) and JSON-ready dicts for books and greeks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pricing import BookGreeks, Greeks, PositionRisk, RiskTotals
+
+
+def book_to_dict(book: BookGreeks) -> dict[str, Any]:
+    return {
+        "as_of": book.as_of.isoformat(),
+        "positions": [_row_dict(r) for r in book.positions],
+        "underlyings": {
+            coin: {
+                "index_price": u.index_price,
+                "collateral": u.collateral,
+                "positions_delta": u.positions_delta,
+                "delta": u.delta,
+                "delta_usd": u.delta_usd,
+                "totals": _totals_dict(u.positions),
+                "by_expiry": {label: _totals_dict(t) for label, t in u.by_expiry.items()},
+            }
+            for coin, u in book.underlyings.items()
+        },
+        "totals": {
+            "delta_usd": book.delta_usd,
+            "dollar_gamma_usd": book.dollar_gamma_usd,
+            "vega_usd": book.vega_usd,
+            "theta_usd": book.theta_usd,
+            "notional_usd": book.notional_usd,
+        },
+    }
+
+
+def _row_dict(r: PositionRisk) -> dict[str, Any]:
+    return {
+        "instrument": r.name,
+        "underlying": r.underlying,
+        "kind": r.kind,
+        "expiry": None if r.expiry is None else r.expiry.isoformat(),
+        "size": r.size,
+        "delta": r.delta,
+        "black_delta": r.black_delta,
+        "gamma": r.gamma,
+        "dollar_gamma_usd": r.dollar_gamma_usd,
+        "vega_usd": r.vega_usd,
+        "theta_usd": r.theta_usd,
+        "value_usd": r.value_usd,
+        "notional_usd": r.notional_usd,
+    }
+
+
+def _totals_dict(t: RiskTotals) -> dict[str, float]:
+    return {
+        "delta": t.delta,
+        "dollar_gamma_usd": t.dollar_gamma_usd,
+        "vega_usd": t.vega_usd,
+        "theta_usd": t.theta_usd,
+        "value_usd": t.value_usd,
+        "notional_usd": t.notional_usd,
+    }
+
+
+def print_book(console: Console, book: BookGreeks, title: str) -> None:
+    console.print(f"[bold]{title}[/bold]  (valued {book.as_of:%Y-%m-%d %H:%M} UTC)")
+    for coin, u in book.underlyings.items():
+        table = Table(title=f"{coin} positions", title_justify="left", show_footer=True)
+        table.add_column("instrument", footer="total positions")
+        table.add_column("size", justify="right")
+        table.add_column(f"delta ({coin})", justify="right", footer=f"{u.positions_delta:+.4f}")
+        table.add_column("$gamma/1%", justify="right", footer=_usd(u.positions.dollar_gamma_usd))
+        table.add_column("vega $/pt", justify="right", footer=_usd(u.positions.vega_usd))
+        table.add_column("theta $/day", justify="right", footer=_usd(u.positions.theta_usd))
+        table.add_column("value $", justify="right", footer=_usd(u.positions.value_usd))
+        for r in (r for r in book.positions if r.underlying == coin):
+            size = f"{r.size:+,.0f} USD" if r.kind != "option" and abs(r.size) >= 1000 else f"{r.size:+,.4g}"
+            table.add_row(
+                r.name,
+                size,
+                f"{r.delta:+.4f}",
+                _usd(r.dollar_gamma_usd),
+                _usd(r.vega_usd),
+                _usd(r.theta_usd),
+                _usd(r.value_usd),
+            )
+        console.print(table)
+        expiries = Table(title=f"{coin} by expiry", title_justify="left")
+        for column in ("expiry", f"delta ({coin})", "$gamma/1%", "vega $/pt", "theta $/day"):
+            expiries.add_column(column, justify="left" if column == "expiry" else "right")
+        for label, t in u.by_expiry.items():
+            expiries.add_row(
+                label, f"{t.delta:+.4f}", _usd(t.dollar_gamma_usd), _usd(t.vega_usd), _usd(t.theta_usd)
+            )
+        console.print(expiries)
+        console.print(
+            f"{coin}: positions delta {u.positions_delta:+.4f} + collateral {u.collateral:+.4f} "
+            f"= [bold]{u.delta:+.4f} {coin}[/bold] = [bold]{_usd(u.delta_usd)} USD[/bold] "
+            f"at index {u.index_price:,.2f}"
+        )
+    console.print(
+        f"[bold]Book[/bold] (USD): delta {_usd(book.delta_usd)}, "
+        f"dollar gamma {_usd(book.dollar_gamma_usd)} per 1 %, "
+        f"vega {_usd(book.vega_usd)} per vol point, theta {_usd(book.theta_usd)} per day, "
+        f"gross notional {_usd(book.notional_usd)}"
+    )
+    drivers = [r for r in book.drivers("vega_usd", top=3) if r.vega_usd != 0.0]
+    if drivers:
+        console.print("Largest vega: " + ", ".join(f"{r.name} {_usd(r.vega_usd)}" for r in drivers))
+
+
+def greeks_to_dict(g: Greeks) -> dict[str, float]:
+    return {
+        name: float(getattr(g, name))
+        for name in ("price", "delta", "gamma", "vega", "theta", "vanna", "volga")
+    }
+
+
+def print_greeks(console: Console, values: dict[str, float], heading: str) -> None:
+    table = Table(title=heading, title_justify="left")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    units = {
+        "price": "USD per unit",
+        "price_in_coin": "coin per unit (inverse quote)",
+        "delta": "per unit of underlying",
+        "gamma": "per USD of underlying",
+        "vega": "USD per vol point",
+        "theta": "USD per calendar day",
+        "vanna": "delta per vol point",
+        "volga": "vega per vol point",
+    }
+    for name, value in values.items():
+        table.add_row(name, f"{value:.10g}", units.get(name, ""))
+    console.print(table)
+
+
+def _usd(value: float) -> str:
+    return f"{value:+,.2f}"
