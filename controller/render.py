@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -37,32 +38,14 @@ def book_to_dict(book: BookGreeks) -> dict[str, Any]:
 
 
 def _row_dict(r: PositionRisk) -> dict[str, Any]:
-    return {
-        "instrument": r.name,
-        "underlying": r.underlying,
-        "kind": r.kind,
-        "expiry": None if r.expiry is None else r.expiry.isoformat(),
-        "size": r.size,
-        "delta": r.delta,
-        "black_delta": r.black_delta,
-        "gamma": r.gamma,
-        "dollar_gamma_usd": r.dollar_gamma_usd,
-        "vega_usd": r.vega_usd,
-        "theta_usd": r.theta_usd,
-        "value_usd": r.value_usd,
-        "notional_usd": r.notional_usd,
-    }
+    row = {"instrument": r.name, **asdict(r)}
+    del row["name"]
+    row["expiry"] = None if r.expiry is None else r.expiry.isoformat()
+    return row
 
 
 def _totals_dict(t: RiskTotals) -> dict[str, float]:
-    return {
-        "delta": t.delta,
-        "dollar_gamma_usd": t.dollar_gamma_usd,
-        "vega_usd": t.vega_usd,
-        "theta_usd": t.theta_usd,
-        "value_usd": t.value_usd,
-        "notional_usd": t.notional_usd,
-    }
+    return asdict(t)
 
 
 def print_book(console: Console, book: BookGreeks, title: str) -> None:
