@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from controller import __version__
+from controller.cli_sim import sim
 from controller.positions_file import PositionsFileError, read_positions
 from controller.render import book_to_dict, greeks_to_dict, print_book, print_greeks
 from controller.sample import sample_account
@@ -254,6 +255,9 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, float]:
             raise click.BadParameter(f"expected COIN=NUMBER, got {item!r}", param_hint=option)
         out[coin.strip().upper()] = number
     return out
+
+
+cli.add_command(sim)
 
 
 def main() -> None:

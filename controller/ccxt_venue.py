@@ -1,0 +1,299 @@
+"""The ccxt-backed venue (Deribit first): the one place ccxt lives.
+
+* Testnet through ccxt's sandbox mode; ``rest_url`` overrides the REST base (that is how the
+  controller reaches ``levctl sim serve`` on 127.0.0.1).
+* A snapshot costs a constant number of REST calls whatever the size of the book: account
+  summary, positions, the book summary of the whole currency (every instrument's mark, and the
+  options' mark IV and forward), the hedge perpetual's ticker, its funding rate — 5 calls, 6 with
+  the volatility index.  ccxt's rate limiter stays on.
+* ccxt's exceptions are translated here into :class:`TemporaryVenueError` (network trouble, rate
+  limits, maintenance: retry with backoff) or :class:`FatalVenueError` (credentials, permissions,
+  rejected orders, bad requests), with a message a person understands and no secret in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import ccxt
+
+from controller.deribit_json import build_snapshot, from_us, number, parse_instrument, parse_order
+from controller.venue import (
+    AccountSnapshot,
+    FatalVenueError,
+    InstrumentSpec,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    TemporaryVenueError,
+    VenueError,
+    check_order,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CcxtVenueSettings:
+    exchange: str = "deribit"
+    currency: str = "BTC"
+    hedge_instrument: str = "BTC-PERPETUAL"
+    sandbox: bool = True  # the exchange's testnet; False is the real exchange
+    rest_url: str | None = None  # e.g. http://127.0.0.1:8765 for `levctl sim serve`
+    timeout_ms: int = 10_000
+    use_vol_index: bool = False  # also read the exchange's volatility index (DVOL): one more call
+
+
+class CcxtVenue:
+    """A :class:`~controller.venue.Venue` over a ccxt exchange object."""
+
+    def __init__(
+        self,
+        settings: CcxtVenueSettings,
+        *,
+        api_key: str | None,
+        api_secret: str | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        exchange_factory: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        if settings.exchange != "deribit":
+            raise FatalVenueError(f"exchange {settings.exchange!r} is not supported yet (only deribit)")
+        self.settings = settings
+        self.name = f"{settings.exchange}{'-testnet' if settings.sandbox else ''}"
+        self._clock = clock
+        self._secrets = tuple(s for s in (api_key, api_secret) if s)
+        factory = exchange_factory or ccxt.deribit
+        self._exchange = factory(
+            {
+                "apiKey": api_key or "",
+                "secret": api_secret or "",
+                "timeout": settings.timeout_ms,
+                "enableRateLimit": True,
+            }
+        )
+        self._configure_urls()
+        self._specs: dict[str, InstrumentSpec] = {}
+        self._calls = 0
+        self._server_time: datetime | None = None
+
+    def _configure_urls(self) -> None:
+        ex, s = self._exchange, self.settings
+        if s.sandbox:
+            if s.rest_url:
+                ex.urls["test"] = {**ex.urls.get("test", {}), "rest": s.rest_url}
+            ex.set_sandbox_mode(True)
+        elif s.rest_url:
+            ex.urls["api"] = {**ex.urls["api"], "rest": s.rest_url}
+
+    # ----------------------------------------------------------------- protocol
+    def load_instruments(self) -> Mapping[str, InstrumentSpec]:
+        markets = self._call("load instruments", lambda: self._exchange.load_markets(reload=True))
+        specs = {}
+        for market in markets.values():
+            if market.get("base") != self.settings.currency:
+                continue
+            spec = parse_instrument(market["info"])
+            if spec is not None:
+                specs[spec.name] = spec
+        if self.settings.hedge_instrument not in specs:
+            raise FatalVenueError(
+                f"the exchange does not list the hedge instrument {self.settings.hedge_instrument}"
+            )
+        self._specs = specs
+        return specs
+
+    def snapshot(self) -> AccountSnapshot:
+        self._ensure_markets()
+        cur, hedge = self.settings.currency, self._symbol(self.settings.hedge_instrument)
+        start_calls = self._calls
+        times: dict[str, datetime] = {}
+        summary = self._timed(
+            times, "summary", "read the account", lambda: self._exchange.fetch_balance({"code": cur})
+        )
+        positions = self._timed(
+            times,
+            "positions",
+            "read positions",
+            lambda: self._exchange.fetch_positions(params={"currency": cur}),
+        )
+        tickers = self._timed(
+            times, "book", "read the book summary", lambda: self._exchange.fetch_tickers(params={"code": cur})
+        )
+        ticker = self._timed(
+            times, "ticker", "read the hedge ticker", lambda: self._exchange.fetch_ticker(hedge)
+        )
+        funding = self._timed(
+            times, "funding", "read the funding rate", lambda: self._exchange.fetch_funding_rate(hedge)
+        )
+        vol_index = None
+        if self.settings.use_vol_index:
+            now_ms = int(self._clock().timestamp() * 1000)
+            reply = self._timed(
+                times,
+                "vol_index",
+                "read the volatility index",
+                lambda: self._exchange.publicGetGetVolatilityIndexData(
+                    {
+                        "currency": cur,
+                        "start_timestamp": now_ms - 3_600_000,
+                        "end_timestamp": now_ms,
+                        "resolution": "60",
+                    }
+                ),
+            )
+            vol_index = reply.get("result")
+        return build_snapshot(
+            venue=self.name,
+            currency=cur,
+            summary=summary["info"],
+            positions=[p["info"] for p in positions],
+            book=[t["info"] for t in tickers.values()],
+            hedge_ticker=ticker["info"],
+            funding_rate_8h=None
+            if funding.get("fundingRate") is None
+            else number(funding["fundingRate"], "funding rate"),
+            vol_index=vol_index,
+            server_times=times,
+            taken_at=self._clock(),
+            rest_calls=self._calls - start_calls,
+        )
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        self._ensure_markets()
+        spec = self._specs.get(request.instrument)
+        if spec is None:
+            raise FatalVenueError(f"{self.name}: the exchange does not list {request.instrument}")
+        check_order(request, spec)
+        params: dict[str, Any] = {"label": request.label}
+        if request.reduce_only:
+            params["reduceOnly"] = True
+        if request.post_only:
+            params["postOnly"] = True
+        symbol = self._symbol(request.instrument)
+        order = self._call(
+            f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
+            lambda: self._exchange.create_order(
+                symbol,
+                request.type.value,
+                request.side.value,
+                request.amount,
+                request.price if request.type is OrderType.LIMIT else None,
+                params,
+            ),
+        )
+        return parse_order(order["info"])
+
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
+        if (order_id is None) == (label is None):
+            raise ValueError("look an order up by exactly one of order_id or label")
+        self._ensure_markets()
+        if order_id is not None:
+            try:
+                order = self._call(f"look up order {order_id}", lambda: self._exchange.fetch_order(order_id))
+            except OrderNotFoundError:
+                return None
+            return parse_order(order["info"])
+        found = self._call(
+            f"look up order labelled {label}",
+            lambda: self._exchange.privateGetGetOrderStateByLabel(
+                {"currency": self.settings.currency, "label": label}
+            ),
+        )
+        orders = [parse_order(o) for o in found.get("result", [])]
+        return max(orders, key=lambda o: o.created_at) if orders else None
+
+    def cancel_order(self, order_id: str) -> OrderState:
+        self._ensure_markets()
+        order = self._call(f"cancel order {order_id}", lambda: self._exchange.cancel_order(order_id))
+        return parse_order(order["info"])
+
+    def open_orders(self) -> list[OrderState]:
+        self._ensure_markets()
+        orders = self._call(
+            "list open orders",
+            lambda: self._exchange.fetch_open_orders(params={"code": self.settings.currency}),
+        )
+        return [parse_order(o["info"]) for o in orders]
+
+    # ----------------------------------------------------------------- plumbing
+    def _ensure_markets(self) -> None:
+        if not self._specs:
+            self.load_instruments()
+
+    def _symbol(self, instrument: str) -> str:
+        try:
+            return self._exchange.markets_by_id[instrument][0]["symbol"]
+        except (KeyError, IndexError, TypeError):
+            raise FatalVenueError(f"the exchange does not list {instrument}") from None
+
+    def _timed(self, times: dict[str, datetime], key: str, what: str, operation: Callable[[], T]) -> T:
+        result = self._call(what, operation)
+        times[key] = self._server_time or self._clock()
+        return result
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        self._calls += 1
+        try:
+            result = operation()
+        except ccxt.BaseError as exc:
+            raise self._translate(what, exc) from None
+        reply = getattr(self._exchange, "last_json_response", None)
+        if isinstance(reply, dict) and "usOut" in reply:
+            self._server_time = from_us(reply["usOut"], "usOut")
+        return result
+
+    def _translate(self, what: str, exc: Exception) -> VenueError:
+        detail = self._scrub(_exchange_detail(exc))
+        prefix = f"{self.name}: could not {what}"
+        table: list[tuple[type, type[VenueError], str]] = [
+            # most specific first: PermissionDenied and AccountSuspended subclass AuthenticationError
+            (ccxt.PermissionDenied, FatalVenueError, "the API key lacks permission for this"),
+            (ccxt.AccountSuspended, FatalVenueError, "the account is suspended"),
+            (
+                ccxt.AuthenticationError,
+                FatalVenueError,
+                "the exchange rejected the API credentials (check LEVCTL_API_KEY and LEVCTL_API_SECRET)",
+            ),
+            (ccxt.InsufficientFunds, OrderRejectedError, "not enough funds (margin) for this order"),
+            (ccxt.OrderNotFound, OrderNotFoundError, "no such order"),  # before InvalidOrder, its parent
+            (ccxt.InvalidOrder, OrderRejectedError, "the exchange rejected the order"),
+            (ccxt.RateLimitExceeded, TemporaryVenueError, "rate limited by the exchange"),  # then its parents
+            (ccxt.DDoSProtection, TemporaryVenueError, "rate limited by the exchange"),
+            (ccxt.RequestTimeout, TemporaryVenueError, "the request timed out"),
+            (ccxt.OnMaintenance, TemporaryVenueError, "the exchange is under maintenance"),
+            (ccxt.ExchangeNotAvailable, TemporaryVenueError, "the exchange is not available"),
+            (ccxt.NetworkError, TemporaryVenueError, "network error"),
+            (ccxt.BadSymbol, FatalVenueError, "unknown instrument"),  # before BadRequest, its parent
+            (ccxt.BadRequest, FatalVenueError, "the exchange refused the request as malformed"),
+            (ccxt.NotSupported, FatalVenueError, "not supported by the exchange"),
+        ]
+        for ccxt_type, ours, explanation in table:
+            if isinstance(exc, ccxt_type):
+                return ours(f"{prefix}: {explanation}{detail}")
+        return FatalVenueError(f"{prefix}: exchange error{detail}")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _exchange_detail(exc: Exception) -> str:
+    """The exchange's own code and reason, when its JSON error body is in the message."""
+    text = str(exc)
+    start = text.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(text[start:])
+            error = body.get("error", {})
+            reason = (error.get("data") or {}).get("reason")
+            return f" [{error.get('message')} {error.get('code')}{': ' + reason if reason else ''}]"
+        except (ValueError, AttributeError):
+            pass
+    return f" [{type(exc).__name__}]" if not text else f" [{type(exc).__name__}: {text[:200]}]"

@@ -1,0 +1,103 @@
+"""``levctl sim …``: run the simulated exchange's Deribit-compatible HTTP face."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from controller.sim.engine import DEFAULT_START, SimConfig, SimExchange
+from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
+from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
+
+
+@click.group()
+def sim() -> None:
+    """The built-in simulated exchange."""
+
+
+@sim.command()
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="TCP port on 127.0.0.1."
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Seed of the stochastic-volatility market."
+)
+@click.option(
+    "--replay", "replay_file", type=click.Path(path_type=Path), help="Replay a market-history CSV instead."
+)
+@click.option("--api-key", envvar="LEVCTL_SIM_API_KEY", default=DEFAULT_API_KEY, show_default=True)
+@click.option(
+    "--api-secret",
+    envvar="LEVCTL_SIM_API_SECRET",
+    default=DEFAULT_API_SECRET,
+    show_default=False,
+    help=f"Secret the server accepts [default: {DEFAULT_API_SECRET}].",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Virtual seconds per wall second; 0 moves time only through POST /_sim/advance.",
+)
+@click.option(
+    "--balance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Starting equity of the account, in BTC.",
+)
+@click.option(
+    "--start", "start_time", metavar="ISO-TIME", help="Virtual start time (UTC) of the stochastic market."
+)
+def serve(
+    port: int,
+    seed: int,
+    replay_file: Path | None,
+    api_key: str,
+    api_secret: str,
+    speed: float,
+    balance: float,
+    start_time: str | None,
+) -> None:
+    """Serve the Deribit v2 API subset ccxt uses on http://127.0.0.1:PORT (Ctrl-C stops it)."""
+    start = DEFAULT_START
+    if start_time:
+        try:
+            start = datetime.fromisoformat(start_time).replace(tzinfo=UTC)
+        except ValueError:
+            raise click.BadParameter(f"not an ISO time: {start_time!r}", param_hint="--start") from None
+    config = SimConfig(seed=seed, start=start, initial_balance=balance)
+    if replay_file is not None:
+        try:
+            data = load_replay_csv(replay_file)
+        except ReplayError as exc:
+            raise click.ClickException(str(exc)) from exc
+        engine = SimExchange(config, path=ReplayPath(data))
+        source = f"replay of {replay_file} ({len(data.times_ms):,} rows, {len(data.gaps)} gaps)"
+    else:
+        engine = SimExchange(config)
+        source = f"stochastic-volatility market, seed {seed}"
+    try:
+        server = SimServer(engine, port=port, api_key=api_key, api_secret=api_secret, speed=speed)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    click.echo(f"levctl sim: {source}; virtual time {engine.now:%Y-%m-%d %H:%M} UTC at {speed:g}x")
+    click.echo(
+        f"levctl sim: Deribit API on {server.url}/api/v2 (API key {api_key}); admin on {server.url}/_sim"
+    )
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("levctl sim: stopped")
+    finally:
+        server.httpd.server_close()
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # a service manager's stop is a clean stop, like Ctrl-C

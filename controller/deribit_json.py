@@ -1,0 +1,264 @@
+"""Turn Deribit-shaped replies into the venue protocol's data (shared by the ccxt and sim venues).
+
+Every figure the controller relies on is checked: a missing, non-numeric or non-finite value
+raises :class:`MalformedReplyError` naming the field and the instrument, so bad exchange data is
+never priced as if it were good.  Deribit quotes ``mark_iv`` in percent; here it becomes a decimal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from controller.venue import (
+    AccountSnapshot,
+    ChainQuote,
+    ExchangeGreeks,
+    InstrumentSpec,
+    MalformedReplyError,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    PositionSnapshot,
+    Quote,
+    Side,
+)
+from pricing import InstrumentNameError, Option, parse_deribit_name
+
+Json = Mapping[str, Any]
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "untriggered": OrderStatus.OPEN,
+    "filled": OrderStatus.FILLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def from_ms(value: Any, what: str) -> datetime:
+    return datetime.fromtimestamp(number(value, what) / 1000.0, UTC)
+
+
+def from_us(value: Any, what: str) -> datetime:
+    return datetime.fromtimestamp(number(value, what) / 1e6, UTC)
+
+
+def number(value: Any, what: str) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise MalformedReplyError(f"exchange reply: {what} is not a number ({value!r})") from None
+    if not math.isfinite(result):
+        raise MalformedReplyError(f"exchange reply: {what} is not finite ({value!r})")
+    return result
+
+
+def optional_number(value: Any, what: str) -> float | None:
+    return None if value is None else number(value, what)
+
+
+def parse_instrument(info: Json) -> InstrumentSpec | None:
+    """An instrument listing; None for kinds the controller does not trade (combos, spot)."""
+    name = str(info.get("instrument_name", ""))
+    try:
+        instrument = parse_deribit_name(name)
+    except InstrumentNameError:
+        return None
+    return InstrumentSpec(
+        name=name,
+        instrument=instrument,
+        tick_size=number(info.get("tick_size"), f"{name}.tick_size"),
+        min_amount=number(info.get("min_trade_amount"), f"{name}.min_trade_amount"),
+        contract_size=number(info.get("contract_size"), f"{name}.contract_size"),
+        inverse=str(info.get("settlement_currency")) == instrument.underlying,
+        maker_fee=number(info.get("maker_commission", 0.0), f"{name}.maker_commission"),
+        taker_fee=number(info.get("taker_commission", 0.0), f"{name}.taker_commission"),
+    )
+
+
+def parse_quote(info: Json, observed_at: datetime) -> Quote:
+    name = str(info.get("instrument_name"))
+    iv = info.get("mark_iv")
+    return Quote(
+        name=name,
+        mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
+        best_bid=_positive_or_none(info.get("best_bid_price", info.get("bid_price")), f"{name}.bid"),
+        best_ask=_positive_or_none(info.get("best_ask_price", info.get("ask_price")), f"{name}.ask"),
+        index_price=optional_number(
+            info.get("index_price", info.get("estimated_delivery_price")), f"{name}.index_price"
+        ),
+        underlying_price=optional_number(info.get("underlying_price"), f"{name}.underlying_price"),
+        mark_iv=None if iv is None else number(iv, f"{name}.mark_iv") / 100.0,
+        observed_at=observed_at,
+    )
+
+
+def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[ChainQuote, ...]:
+    """Options with a usable mark IV and forward; others (no quote yet) are left out."""
+    chain = []
+    for info in summaries:
+        name = str(info.get("instrument_name", ""))
+        try:
+            instrument = parse_deribit_name(name)
+        except InstrumentNameError:
+            continue
+        if not isinstance(instrument, Option):
+            continue
+        iv, forward = info.get("mark_iv"), info.get("underlying_price")
+        if iv is None or forward is None:
+            continue
+        iv_value, forward_value = number(iv, f"{name}.mark_iv"), number(forward, f"{name}.underlying_price")
+        if iv_value <= 0 or forward_value <= 0:
+            continue
+        stamp = info.get("creation_timestamp")
+        chain.append(
+            ChainQuote(
+                name=name,
+                expiry=instrument.expiry,
+                strike=instrument.strike,
+                is_call=instrument.is_call,
+                underlying_price=forward_value,
+                mark_iv=iv_value / 100.0,
+                mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
+                observed_at=fallback_time if stamp is None else from_ms(stamp, f"{name}.creation_timestamp"),
+            )
+        )
+    return tuple(chain)
+
+
+def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> PositionSnapshot:
+    """A position; ``summary`` is the instrument's book-summary line (forward and mark IV of options)."""
+    name = str(info.get("instrument_name"))
+    try:
+        instrument = parse_deribit_name(name)
+    except InstrumentNameError as exc:
+        raise MalformedReplyError(f"exchange reply: position in an unsupported instrument {name!r}") from exc
+    underlying = mark_iv = None
+    if isinstance(instrument, Option):
+        source = summary if summary is not None else info
+        underlying = number(source.get("underlying_price"), f"{name}.underlying_price")
+        mark_iv = number(source.get("mark_iv"), f"{name}.mark_iv") / 100.0
+    return PositionSnapshot(
+        name=name,
+        instrument=instrument,
+        size=number(info.get("size"), f"{name}.size"),
+        average_price=number(info.get("average_price", 0.0), f"{name}.average_price"),
+        mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
+        index_price=number(info.get("index_price"), f"{name}.index_price"),
+        underlying_price=underlying,
+        mark_iv=mark_iv,
+        exchange_greeks=ExchangeGreeks(
+            delta=optional_number(info.get("delta"), f"{name}.delta"),
+            gamma=optional_number(info.get("gamma"), f"{name}.gamma"),
+            vega=optional_number(info.get("vega"), f"{name}.vega"),
+            theta=optional_number(info.get("theta"), f"{name}.theta"),
+        ),
+        unrealized_pnl=number(info.get("floating_profit_loss", 0.0), f"{name}.floating_profit_loss"),
+        realized_pnl=number(info.get("realized_profit_loss", 0.0), f"{name}.realized_profit_loss"),
+        observed_at=observed_at,
+    )
+
+
+def build_snapshot(
+    *,
+    venue: str,
+    currency: str,
+    summary: Json,
+    positions: Iterable[Json],
+    book: Iterable[Json],
+    hedge_ticker: Json,
+    funding_rate_8h: float | None,
+    vol_index: Json | None = None,
+    server_times: Mapping[str, datetime],
+    taken_at: datetime,
+    rest_calls: int,
+) -> AccountSnapshot:
+    """Assemble one account snapshot from the replies of one cycle's calls."""
+    book = list(book)
+    by_name = {str(b.get("instrument_name")): b for b in book}
+    hedge_time = (
+        from_ms(hedge_ticker.get("timestamp"), "hedge ticker timestamp")
+        if "timestamp" in hedge_ticker
+        else (server_times["ticker"])
+    )
+    hedge = parse_quote(hedge_ticker, hedge_time)
+    if hedge.index_price is None or hedge.index_price <= 0:
+        raise MalformedReplyError(f"exchange reply: {hedge.name} ticker has no positive index_price")
+    parsed_positions = tuple(
+        parse_position(p, by_name.get(str(p.get("instrument_name"))), server_times["positions"])
+        for p in positions
+        if number(p.get("size", 0.0), f"{p.get('instrument_name')}.size") != 0.0
+    )
+    return AccountSnapshot(
+        venue=venue,
+        currency=currency,
+        taken_at=taken_at,
+        server_time=max(server_times.values()),
+        equity_coin=number(summary.get("equity"), "account equity"),
+        balance_coin=number(summary.get("balance"), "account balance"),
+        initial_margin_coin=number(summary.get("initial_margin"), "account initial_margin"),
+        maintenance_margin_coin=number(summary.get("maintenance_margin"), "account maintenance_margin"),
+        available_funds_coin=number(summary.get("available_funds"), "account available_funds"),
+        index_price=hedge.index_price,
+        index_observed_at=hedge.observed_at,
+        positions=parsed_positions,
+        hedge=hedge,
+        chain=parse_chain(book, server_times["book"]),
+        funding_rate_8h=funding_rate_8h,
+        funding_observed_at=server_times.get("funding"),
+        delta_total_coin=optional_number(summary.get("delta_total"), "account delta_total"),
+        **_vol_index(vol_index),
+        rest_calls=rest_calls,
+    )
+
+
+def _vol_index(reply: Json | None) -> dict[str, Any]:
+    """The latest close of ``get_volatility_index_data`` (``data`` rows: ms, open, high, low, close)."""
+    if reply is None:
+        return {}
+    rows = reply.get("data") or []
+    if not rows:
+        raise MalformedReplyError("exchange reply: the volatility index has no data")
+    last = max(rows, key=lambda row: row[0])
+    return {
+        "vol_index": number(last[4], "volatility index close") / 100.0,
+        "vol_index_observed_at": from_ms(last[0], "volatility index time"),
+    }
+
+
+def parse_order(info: Json) -> OrderState:
+    order_id = str(info.get("order_id"))
+    state = str(info.get("order_state"))
+    if state not in _STATUS:
+        raise MalformedReplyError(f"exchange reply: order {order_id} has unknown state {state!r}")
+    price = info.get("price")
+    average = info.get("average_price")
+    return OrderState(
+        order_id=order_id,
+        label=info.get("label") or None,
+        instrument=str(info.get("instrument_name")),
+        side=Side(str(info.get("direction"))),
+        type=OrderType.LIMIT if info.get("order_type") == "limit" else OrderType.MARKET,
+        amount=number(info.get("amount"), f"order {order_id} amount"),
+        filled_amount=number(info.get("filled_amount", 0.0), f"order {order_id} filled_amount"),
+        average_price=None
+        if average in (None, 0, 0.0)
+        else number(average, f"order {order_id} average_price"),
+        price=None if price in (None, "market_price") else number(price, f"order {order_id} price"),
+        status=_STATUS[state],
+        reduce_only=bool(info.get("reduce_only", False)),
+        post_only=bool(info.get("post_only", False)),
+        fee_coin=abs(number(info.get("commission", 0.0), f"order {order_id} commission")),
+        created_at=from_ms(info.get("creation_timestamp"), f"order {order_id} creation_timestamp"),
+        updated_at=from_ms(
+            info.get("last_update_timestamp", info.get("creation_timestamp")), f"order {order_id} update"
+        ),
+        info=dict(info),
+    )
+
+
+def _positive_or_none(value: Any, what: str) -> float | None:
+    parsed = optional_number(value, what)
+    return parsed if parsed is not None and parsed > 0 else None

@@ -1,0 +1,223 @@
+"""Market paths for the simulated exchange: a seeded stochastic-volatility model, or a CSV replay.
+
+A path answers one question, ``state_at(t)``: the index price, the 30-day ATM implied volatility
+(a DVOL-like index) and the perpetual's 8-hour funding rate in force at virtual time ``t``.  The
+stochastic path lives on a fixed grid of virtual time (``step_s``) and is generated from the seed
+alone, so the market at a given time does not depend on how often or in what order it is asked.
+
+Stochastic volatility model, per step ``dt`` (years), with correlated normals ``z1, z2``
+(correlation ``rho < 0``: volatility rises as the price falls) and Poisson jumps::
+
+    ln σ' = ln σ + κ (ln σ̄ − ln σ) dt + ξ √dt z2 + J_σ          (implied vol mean-reverts)
+    σ_r   = realised_ratio · σ                                   (a variance risk premium)
+    ln S' = ln S − ½ σ_r² dt + σ_r √dt z1 + J_S                 (J_S ~ N(μ_J, s_J), J_σ = |J_S|·jump_vol_beta)
+    f'    = f + θ_f (f̄ − f) dt + η_f √dt z3                      (funding per 8 h, mean-reverting)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+SECONDS_PER_YEAR = 365.0 * 86400.0
+
+
+@dataclass(frozen=True)
+class MarketState:
+    time: datetime  # when this state took effect (a grid point or a CSV row)
+    index: float  # USD
+    atm_vol: float  # 30-day ATM implied volatility, decimal (DVOL / 100)
+    funding_8h: float  # perpetual funding rate per 8 hours, decimal
+
+
+class MarketPath(Protocol):
+    start: datetime
+
+    def state_at(self, t: datetime) -> MarketState: ...
+
+
+@dataclass(frozen=True)
+class StochasticVolParams:
+    index0: float = 90_000.0
+    vol0: float = 0.55
+    vol_mean: float = 0.55
+    vol_reversion: float = 6.0  # κ per year: a half-life of about six weeks
+    vol_of_vol: float = 1.1  # ξ per sqrt(year)
+    rho: float = -0.5
+    realised_ratio: float = 0.9
+    jump_intensity: float = 6.0  # jumps per year
+    jump_mean: float = -0.02
+    jump_std: float = 0.05
+    jump_vol_beta: float = 2.0
+    funding0: float = 0.0001
+    funding_mean: float = 0.0001
+    funding_reversion: float = 50.0
+    funding_vol: float = 0.002
+    step_s: float = 300.0  # grid of virtual time, seconds
+
+
+class StochasticVolPath:
+    """Seeded, lazily extended stochastic-volatility path on a fixed virtual-time grid."""
+
+    _CHUNK = 4096
+
+    def __init__(self, *, seed: int, start: datetime, params: StochasticVolParams | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware (UTC)")
+        self.start = start
+        self.params = params or StochasticVolParams()
+        self._rng = np.random.default_rng(seed)
+        p = self.params
+        self._log_s = np.array([math.log(p.index0)])
+        self._log_v = np.array([math.log(p.vol0)])
+        self._funding = np.array([p.funding0])
+
+    def state_at(self, t: datetime) -> MarketState:
+        step = max(0, int((t - self.start).total_seconds() // self.params.step_s))
+        while step >= self._log_s.size:
+            self._extend()
+        return MarketState(
+            time=self.start + timedelta(seconds=step * self.params.step_s),
+            index=float(math.exp(self._log_s[step])),
+            atm_vol=float(math.exp(self._log_v[step])),
+            funding_8h=float(self._funding[step]),
+        )
+
+    def _extend(self) -> None:
+        p = self.params
+        n = self._CHUNK
+        dt = p.step_s / SECONDS_PER_YEAR
+        z = self._rng.standard_normal((3, n))
+        z2 = p.rho * z[0] + math.sqrt(1.0 - p.rho**2) * z[1]
+        jumps = self._rng.random(n) < p.jump_intensity * dt
+        jump_sizes = np.where(jumps, self._rng.normal(p.jump_mean, p.jump_std, n), 0.0)
+        log_s = np.empty(n)
+        log_v = np.empty(n)
+        funding = np.empty(n)
+        s, v, f = self._log_s[-1], self._log_v[-1], self._funding[-1]
+        target = math.log(p.vol_mean)
+        for i in range(n):  # a recursion: each step depends on the last
+            v = v + p.vol_reversion * (target - v) * dt + p.vol_of_vol * math.sqrt(dt) * z2[i]
+            v += abs(jump_sizes[i]) * p.jump_vol_beta
+            sigma_r = p.realised_ratio * math.exp(v)
+            s = s - 0.5 * sigma_r * sigma_r * dt + sigma_r * math.sqrt(dt) * z[0, i] + jump_sizes[i]
+            f = f + p.funding_reversion * (p.funding_mean - f) * dt + p.funding_vol * math.sqrt(dt) * z[2, i]
+            log_s[i], log_v[i], funding[i] = s, v, f
+        self._log_s = np.concatenate([self._log_s, log_s])
+        self._log_v = np.concatenate([self._log_v, log_v])
+        self._funding = np.concatenate([self._funding, funding])
+
+
+class ReplayError(ValueError):
+    """A market-history CSV is unusable; the message names the file, row and column."""
+
+
+REPLAY_COLUMNS = ("timestamp_ms", "btc_usd", "dvol", "funding_rate_8h")
+
+
+@dataclass(frozen=True)
+class ReplayData:
+    """Validated history: times (UTC epoch ms), prices, vol index (percent) and funding per 8 h."""
+
+    source: str
+    times_ms: np.ndarray
+    prices: np.ndarray
+    vol_index_pct: np.ndarray
+    funding_8h: np.ndarray
+    gaps: tuple[tuple[datetime, datetime], ...]  # intervals longer than twice the usual step
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromtimestamp(self.times_ms[0] / 1000.0, UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromtimestamp(self.times_ms[-1] / 1000.0, UTC)
+
+
+def load_replay_csv(path: Path) -> ReplayData:
+    """Read and check a CSV shaped like ``btc_2h_dvol_funding.csv``.
+
+    Required columns: ``timestamp_ms`` (bar end, UTC epoch milliseconds), ``btc_usd``, ``dvol``
+    (percent) and ``funding_rate_8h``.  Rows must be strictly increasing in time with finite,
+    positive prices and vol; gaps (more than twice the median step) are reported, never filled.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in REPLAY_COLUMNS if c not in header]
+            if missing:
+                raise ReplayError(
+                    f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(header)})"
+                )
+            rows = list(reader)
+    except OSError as exc:
+        raise ReplayError(f"cannot read market history {path}: {exc.strerror}") from exc
+    if len(rows) < 2:
+        raise ReplayError(f"{path}: needs at least two rows of history, found {len(rows)}")
+    columns = {c: np.empty(len(rows)) for c in REPLAY_COLUMNS}
+    for line, row in enumerate(rows, start=2):
+        for column in REPLAY_COLUMNS:
+            raw = (row.get(column) or "").strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ReplayError(f"{path}:{line}: column {column} is not a number: {raw!r}") from None
+            if not math.isfinite(value):
+                raise ReplayError(
+                    f"{path}:{line}: column {column} is {raw!r}; prices and rates must be finite"
+                )
+            columns[column][line - 2] = value
+    times = columns["timestamp_ms"]
+    steps = np.diff(times)
+    if (steps <= 0).any():
+        bad = int(np.flatnonzero(steps <= 0)[0]) + 3
+        raise ReplayError(
+            f"{path}:{bad}: timestamp_ms does not increase (rows must be sorted by time, no duplicates)"
+        )
+    for column in ("btc_usd", "dvol"):
+        nonpositive = np.flatnonzero(columns[column] <= 0)
+        if nonpositive.size:
+            raise ReplayError(f"{path}:{int(nonpositive[0]) + 2}: column {column} must be positive")
+    usual = float(np.median(steps))
+    gap_at = np.flatnonzero(steps > 2.0 * usual)
+    gaps = tuple(
+        (datetime.fromtimestamp(times[i] / 1000.0, UTC), datetime.fromtimestamp(times[i + 1] / 1000.0, UTC))
+        for i in gap_at
+    )
+    return ReplayData(
+        source=str(path),
+        times_ms=times,
+        prices=columns["btc_usd"],
+        vol_index_pct=columns["dvol"],
+        funding_8h=columns["funding_rate_8h"],
+        gaps=gaps,
+    )
+
+
+class ReplayPath:
+    """Step-wise replay: the state at ``t`` is the last row at or before ``t``."""
+
+    def __init__(self, data: ReplayData) -> None:
+        self.data = data
+        self.start = data.start
+
+    def state_at(self, t: datetime) -> MarketState:
+        t_ms = t.timestamp() * 1000.0
+        i = max(0, int(np.searchsorted(self.data.times_ms, t_ms, side="right")) - 1)
+        return MarketState(
+            time=datetime.fromtimestamp(self.data.times_ms[i] / 1000.0, UTC),
+            index=float(self.data.prices[i]),
+            atm_vol=float(self.data.vol_index_pct[i]) / 100.0,
+            funding_8h=float(self.data.funding_8h[i]),
+        )
+
+    def exhausted(self, t: datetime) -> bool:
+        return t > self.data.end

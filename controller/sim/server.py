@@ -1,0 +1,323 @@
+"""The simulated exchange's HTTP face: Deribit's v2 REST API (the JSON-RPC subset ccxt uses).
+
+``GET /api/v2/public/<method>?…`` and ``GET /api/v2/private/<method>?…``; private calls must carry
+ccxt's ``Authorization: deri-hmac-sha256 id=KEY,ts=TS,sig=SIG,nonce=NONCE`` header, where ``SIG`` is
+HMAC-SHA256 with the secret over ``TS\\nNONCE\\nGET\\n<raw path and query>\\n<body>\\n``.  Replies are
+``{"jsonrpc": "2.0", "result": …, "usIn", "usOut", "usDiff", "testnet"}`` (times in virtual µs)
+or ``{"jsonrpc": "2.0", "error": {"code", "message", "data"}, …}`` with Deribit's codes.
+
+Admin surface for tests (loopback only, no auth):
+
+* ``GET /_sim/requests`` – the JSON-RPC methods received, in order; ``POST /_sim/requests/clear``;
+* ``POST /_sim/faults`` ``{"method": "private/buy" | "*", "kind": "error"|"http"|"delay"|"rate_limit",
+  "code": 10009, "status": 503, "seconds": 5.0, "count": 1}`` – the next ``count`` matching requests
+  fail that way (a ``delay`` request is still executed afterwards, as a slow exchange would);
+  ``POST /_sim/faults/clear``;
+* ``POST /_sim/move`` ``{"price_factor": 0.9, "vol_shift": 0.1}``; ``POST /_sim/advance``
+  ``{"seconds": 3600}``; ``GET /_sim/state`` – clock, market, account and ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from controller.sim.deribit_api import DeribitApi, ms
+from controller.sim.engine import SimError, SimExchange
+
+DEFAULT_API_KEY = "levctl-sim-key"
+DEFAULT_API_SECRET = "levctl-sim-secret"
+_AUTH = re.compile(r"^deri-hmac-sha256 id=([^,]*),ts=(\d+),sig=([0-9a-f]+),nonce=([^,]*)$")
+_RATE_LIMIT = 10028
+
+
+@dataclass
+class Fault:
+    method: str  # "public/ticker", "private/buy" … or "*"
+    kind: str  # "error", "http", "delay", "rate_limit"
+    count: int = 1
+    code: int = 10001
+    status: int = 503
+    seconds: float = 0.0
+
+    def matches(self, method: str) -> bool:
+        return self.count > 0 and self.method in ("*", method)
+
+
+@dataclass
+class _State:
+    engine: SimExchange
+    api: DeribitApi
+    api_key: str
+    api_secret: str
+    speed: float  # virtual seconds per wall second; 0 = the clock moves only through /_sim/advance
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    wall_start: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.virtual_start = self.engine.now
+
+    def sync_clock(self) -> None:
+        if self.speed > 0:
+            target = self.virtual_start + timedelta(seconds=self.speed * (time.monotonic() - self.wall_start))
+            if target > self.engine.now:
+                self.engine.advance_to(target)
+
+    def take_fault(self, method: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method):
+                    fault.count -= 1
+                    return fault
+        return None
+
+
+class SimServer:
+    """Run the HTTP face on 127.0.0.1 in a background thread (tests) or in the foreground (CLI)."""
+
+    def __init__(
+        self,
+        engine: SimExchange,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        api_secret: str = DEFAULT_API_SECRET,
+        speed: float = 0.0,
+    ) -> None:
+        if not api_key or not api_secret:
+            raise ValueError("the simulator needs a non-empty API key and secret")
+        self.state = _State(engine, DeribitApi(engine), api_key, api_secret, speed)
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{cast(str, host)}:{port}"
+
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="levctl-sim", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: _State
+    protocol_version = "HTTP/1.1"
+    server_version = "levctl-sim"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms ACK stalls
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request log lives in /_sim/requests, not on stderr
+
+    # ----------------------------------------------------------------- routing
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/api/v2/"):
+            self._rpc(parts.path[len("/api/v2/") :], dict(parse_qsl(parts.query, keep_blank_values=True)))
+        elif parts.path == "/_sim/requests":
+            with self.state.lock:
+                self._send_json(200, {"requests": list(self.state.requests)})
+        elif parts.path == "/_sim/state":
+            self._send_json(200, self._admin_state())
+        else:
+            self._send_json(404, {"error": f"no route {parts.path}"})
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        body = self._read_body()
+        try:
+            payload = json.loads(body or "{}")
+        except json.JSONDecodeError:
+            self._send_json(400, {"error": "body must be JSON"})
+            return
+        with self.state.lock:
+            try:
+                answer = self._admin(path, payload)
+            except (ValueError, TypeError, KeyError) as exc:
+                self._send_json(400, {"error": str(exc)})
+                return
+        if answer is None:
+            self._send_json(404, {"error": f"no route {path}"})
+        else:
+            self._send_json(200, answer)
+
+    def _admin(self, path: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        engine = self.state.engine
+        if path == "/_sim/requests/clear":
+            self.state.requests.clear()
+            return {"ok": True}
+        if path == "/_sim/faults":
+            fault = Fault(**payload)
+            if fault.kind not in ("error", "http", "delay", "rate_limit"):
+                raise ValueError(f"unknown fault kind {fault.kind!r}")
+            self.state.faults.append(fault)
+            return {"ok": True, "faults": len(self.state.faults)}
+        if path == "/_sim/faults/clear":
+            self.state.faults.clear()
+            return {"ok": True}
+        if path == "/_sim/move":
+            engine.shock(
+                price_factor=float(payload.get("price_factor", 1.0)),
+                vol_shift=float(payload.get("vol_shift", 0.0)),
+            )
+            return self._admin_state()
+        if path == "/_sim/advance":
+            engine.advance(float(payload["seconds"]))
+            return self._admin_state()
+        return None
+
+    def _admin_state(self) -> dict[str, Any]:
+        with self.state.lock:
+            engine = self.state.engine
+            market = engine.market()
+            account = engine.account()
+            return {
+                "now": engine.now.isoformat(),
+                "now_ms": ms(engine.now),
+                "index": market.index,
+                "atm_vol": market.atm_vol,
+                "funding_8h": market.funding_8h,
+                "equity": account.equity,
+                "balance": account.balance,
+                "initial_margin": account.initial_margin,
+                "maintenance_margin": account.maintenance_margin,
+                "positions": {v.listed.name: v.book.size for v in engine.position_views()},
+                "ledger": engine.ledger(),
+                "orders": len(engine.orders),
+                "events": [
+                    {"time": e.time.isoformat(), "kind": e.kind, "message": e.message} for e in engine.events
+                ],
+            }
+
+    # ----------------------------------------------------------------- JSON-RPC
+    def _rpc(self, method: str, params: dict[str, str]) -> None:
+        self._read_body()
+        received = time.time()
+        with self.state.lock:
+            self.state.requests.append({"method": method, "params": params, "wall_time": received})
+        fault = self.state.take_fault(method)
+        if fault is not None and self._apply_fault(fault):
+            return
+        if method.startswith("private/"):
+            problem = self._authentication_problem()
+            if problem is not None:
+                self._send_error(13009, "unauthorized", problem, http_status=400)
+                return
+        with self.state.lock:
+            us_in = self._virtual_us()
+            try:
+                self.state.sync_clock()
+                result = self.state.api.call(method, params)
+            except SimError as exc:
+                self._send_error(exc.code, exc.message, exc.reason, http_status=exc.http_status)
+                return
+            us_out = self._virtual_us()
+            body = {
+                "jsonrpc": "2.0",
+                "result": result,
+                "usIn": us_in,
+                "usOut": us_out,
+                "usDiff": us_out - us_in,
+                "testnet": self.state.engine.config.testnet,
+            }
+        self._send_json(200, body)
+
+    def _apply_fault(self, fault: Fault) -> bool:
+        """Act out a fault; True when the request ends here."""
+        if fault.kind == "delay":
+            time.sleep(fault.seconds)
+            return False  # then executed, as a slow exchange would
+        if fault.kind == "http":
+            self._send_text(fault.status, "Service Unavailable" if fault.status == 503 else "Server Error")
+        elif fault.kind == "rate_limit":
+            self._send_error(_RATE_LIMIT, "too_many_requests", "injected rate limit", http_status=429)
+        else:
+            self._send_error(fault.code, "injected_error", f"fault injected by the test ({fault.code})")
+        return True
+
+    def _authentication_problem(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        match = _AUTH.match(header)
+        if match is None:
+            return "missing or malformed deri-hmac-sha256 Authorization header"
+        key, ts, signature, nonce = match.groups()
+        if not hmac.compare_digest(key, self.state.api_key):
+            return "unknown API key"
+        payload = f"{ts}\n{nonce}\nGET\n{self.path}\n\n"
+        expected = hmac.new(self.state.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return "bad signature"
+        return None
+
+    def _virtual_us(self) -> int:
+        return ms(self.state.engine.now) * 1000
+
+    # ----------------------------------------------------------------- output
+    def _send_error(self, code: int, message: str, reason: str | None, *, http_status: int = 400) -> None:
+        us = self._virtual_us()
+        error: dict[str, Any] = {"code": code, "message": message}
+        if reason:
+            error["data"] = {"reason": reason}
+        self._send_json(
+            http_status,
+            {
+                "jsonrpc": "2.0",
+                "error": error,
+                "usIn": us,
+                "usOut": us,
+                "usDiff": 0,
+                "testnet": self.state.engine.config.testnet,
+            },
+        )
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), "application/json")
+
+    def _send_text(self, status: int, text: str) -> None:
+        self._send_bytes(status, text.encode(), "text/plain")
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nothing to answer
+
+    def _read_body(self) -> str:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length).decode() if length else ""

@@ -1,0 +1,163 @@
+"""The in-process venue: the simulated exchange without HTTP, for the embedded default and replays.
+
+It answers through the same Deribit JSON-RPC layer as the HTTP face and parses the replies with
+the same code as the ccxt venue, so the two venues give the same snapshot of the same engine.
+Its orders execute on the simulator (a paper account).  ``rest_calls`` counts the JSON-RPC calls
+a snapshot makes, as the HTTP face would receive them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from controller.deribit_json import build_snapshot, parse_instrument, parse_order
+from controller.sim.deribit_api import DeribitApi, instrument_json
+from controller.sim.engine import SimError, SimExchange
+from controller.venue import (
+    AccountSnapshot,
+    FatalVenueError,
+    InstrumentSpec,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    TemporaryVenueError,
+    VenueError,
+    check_order,
+)
+
+_TEMPORARY = {10028, 10040, 10041, 10047, 11051}
+_NOT_FOUND = {10004, 10010, 10029}
+_AUTH = {13004, 13009, 10000}
+
+
+class SimVenue:
+    name = "sim"
+
+    def __init__(
+        self,
+        engine: SimExchange,
+        *,
+        hedge_instrument: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        use_vol_index: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.api = DeribitApi(engine)
+        self.currency = engine.config.currency
+        self.hedge_instrument = hedge_instrument or f"{self.currency}-PERPETUAL"
+        self.use_vol_index = use_vol_index
+        self._clock = clock or (lambda: engine.now)  # on the virtual clock, the engine's time is "now"
+
+    def load_instruments(self) -> Mapping[str, InstrumentSpec]:
+        listed = self._call("load instruments", "public/get_instruments", {"currency": self.currency})
+        specs = {s.name: s for s in (parse_instrument(x) for x in listed) if s is not None}
+        if self.hedge_instrument not in specs:
+            raise FatalVenueError(f"the simulator does not list the hedge instrument {self.hedge_instrument}")
+        return specs
+
+    def snapshot(self) -> AccountSnapshot:
+        now = self.engine.now
+        calls = [
+            ("summary", "private/get_account_summary", {"currency": self.currency}),
+            ("positions", "private/get_positions", {"currency": self.currency}),
+            ("book", "public/get_book_summary_by_currency", {"currency": self.currency}),
+            ("ticker", "public/ticker", {"instrument_name": self.hedge_instrument}),
+            ("funding", "public/get_funding_rate_value", {"instrument_name": self.hedge_instrument}),
+        ]
+        if self.use_vol_index:
+            calls.append(("vol_index", "public/get_volatility_index_data", {"currency": self.currency}))
+        replies = {key: self._call(f"read {key}", method, params) for key, method, params in calls}
+        return build_snapshot(
+            venue=self.name,
+            currency=self.currency,
+            summary=replies["summary"],
+            positions=replies["positions"],
+            book=replies["book"],
+            hedge_ticker=replies["ticker"],
+            funding_rate_8h=float(replies["funding"]),
+            vol_index=replies.get("vol_index"),
+            server_times={key: now for key in replies},
+            taken_at=self._clock(),
+            rest_calls=len(calls),
+        )
+
+    def place_order(self, request: OrderRequest) -> OrderState:
+        listed = self.engine.listed.get(request.instrument)
+        if listed is None:
+            raise FatalVenueError(f"sim: the exchange does not list {request.instrument}")
+        check_order(request, self._spec(request.instrument))
+        params = {
+            "instrument_name": request.instrument,
+            "amount": repr(request.amount),
+            "type": request.type.value,
+            "label": request.label,
+            "reduce_only": str(request.reduce_only).lower(),
+            "post_only": str(request.post_only).lower(),
+            "reject_post_only": str(request.post_only).lower(),
+        }
+        if request.type is OrderType.LIMIT:
+            params["price"] = repr(request.price)
+        reply = self._call(
+            f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
+            f"private/{request.side.value}",
+            params,
+        )
+        return parse_order(reply["order"])
+
+    def _spec(self, name: str) -> InstrumentSpec:
+        spec = parse_instrument(instrument_json(self.engine.listed[name], self.engine))
+        assert spec is not None
+        return spec
+
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
+        if (order_id is None) == (label is None):
+            raise ValueError("look an order up by exactly one of order_id or label")
+        if order_id is not None:
+            try:
+                return parse_order(
+                    self._call(f"look up order {order_id}", "private/get_order_state", {"order_id": order_id})
+                )
+            except OrderNotFoundError:
+                return None
+        assert label is not None
+        found = self._call(
+            f"look up order labelled {label}",
+            "private/get_order_state_by_label",
+            {"currency": self.currency, "label": label},
+        )
+        orders = [parse_order(o) for o in found]
+        return max(orders, key=lambda o: o.created_at) if orders else None
+
+    def cancel_order(self, order_id: str) -> OrderState:
+        return parse_order(self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}))
+
+    def open_orders(self) -> list[OrderState]:
+        found = self._call(
+            "list open orders", "private/get_open_orders_by_currency", {"currency": self.currency}
+        )
+        return [parse_order(o) for o in found]
+
+    def _call(self, what: str, method: str, params: dict[str, str]) -> Any:
+        try:
+            return self.api.call(method, params)
+        except SimError as exc:
+            raise _translate(f"sim: could not {what}", exc) from None
+
+
+def _translate(prefix: str, exc: SimError) -> VenueError:
+    detail = f" [{exc.message} {exc.code}{': ' + exc.reason if exc.reason else ''}]"
+    if exc.code in _TEMPORARY:
+        return TemporaryVenueError(prefix + ": temporarily unavailable" + detail)
+    if exc.code in _NOT_FOUND:
+        return OrderNotFoundError(prefix + ": no such order" + detail)
+    if exc.code in _AUTH:
+        return FatalVenueError(prefix + ": unauthorized" + detail)
+    if exc.code == 10009:
+        return OrderRejectedError(prefix + ": not enough funds (margin) for this order" + detail)
+    if 10000 <= exc.code < 12000:
+        return OrderRejectedError(prefix + ": the exchange rejected the request" + detail)
+    return FatalVenueError(prefix + ": exchange error" + detail)

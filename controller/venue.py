@@ -1,0 +1,256 @@
+"""The venue protocol: what the controller sees of any exchange (ccxt-backed or simulated).
+
+Everything here is data: frozen dataclasses with UTC timestamps.  A venue translates its own
+failures into the small hierarchy at the bottom — :class:`TemporaryVenueError` (retry with
+backoff) and :class:`FatalVenueError` (stop safely) — with messages a person understands and
+that never contain a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pricing import Instrument
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """Trading rules of one instrument, as the venue publishes them."""
+
+    name: str
+    instrument: Instrument  # the parsed contract (kind, underlying, expiry, strike, settlement)
+    tick_size: float  # price increment, in the instrument's quote (coin for inverse options)
+    min_amount: float  # smallest order amount; amounts are multiples of it
+    contract_size: float
+    inverse: bool
+    maker_fee: float
+    taker_fee: float
+
+    @property
+    def kind(self) -> str:
+        return self.instrument.kind
+
+    @property
+    def expiry(self) -> datetime | None:
+        return self.instrument.expiry
+
+
+@dataclass(frozen=True)
+class ExchangeGreeks:
+    """Position-level greeks as the exchange reports them (Deribit: coin delta, USD vega/theta)."""
+
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+
+
+@dataclass(frozen=True)
+class PositionSnapshot:
+    """One position.  ``size`` is signed: USD for inverse futures/perpetuals, coin otherwise."""
+
+    name: str
+    instrument: Instrument
+    size: float
+    average_price: float
+    mark_price: float  # coin per unit for inverse options, USD otherwise
+    index_price: float
+    underlying_price: float | None  # options: the forward (Deribit's underlying_price)
+    mark_iv: float | None  # decimal
+    exchange_greeks: ExchangeGreeks
+    unrealized_pnl: float  # coin
+    realized_pnl: float  # coin
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A ticker / book-summary line for one instrument."""
+
+    name: str
+    mark_price: float
+    best_bid: float | None
+    best_ask: float | None
+    index_price: float | None
+    underlying_price: float | None
+    mark_iv: float | None  # decimal, options only
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class ChainQuote:
+    """An option of the chain, enough to interpolate a 30-day ATM implied volatility."""
+
+    name: str
+    expiry: datetime
+    strike: float
+    is_call: bool
+    underlying_price: float
+    mark_iv: float  # decimal
+    mark_price: float  # coin per unit (inverse) or USD (linear)
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """Everything one cycle needs from a venue, each figure with the time it was observed."""
+
+    venue: str
+    currency: str  # the margin currency, e.g. "BTC"
+    taken_at: datetime  # local clock when the snapshot completed
+    server_time: datetime  # the venue's clock at the last reply
+    equity_coin: float
+    balance_coin: float
+    initial_margin_coin: float
+    maintenance_margin_coin: float
+    available_funds_coin: float
+    index_price: float
+    index_observed_at: datetime
+    positions: tuple[PositionSnapshot, ...]
+    hedge: Quote  # the hedge perpetual's ticker
+    chain: tuple[ChainQuote, ...]
+    funding_rate_8h: float | None
+    funding_observed_at: datetime | None
+    delta_total_coin: float | None = None  # the exchange's own position delta total, if given
+    vol_index: float | None = None  # the venue's volatility index (Deribit DVOL), decimal, if read
+    vol_index_observed_at: datetime | None = None
+    rest_calls: int = 0  # requests this snapshot cost (for the bounded-API goal)
+
+    @property
+    def equity_usd(self) -> float:
+        return self.equity_coin * self.index_price
+
+    @property
+    def margin_ratio(self) -> float:
+        """Maintenance margin over equity (0 when flat; >= 1 means liquidation)."""
+        return self.maintenance_margin_coin / self.equity_coin if self.equity_coin > 0 else float("inf")
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def final(self) -> bool:
+        return self is not OrderStatus.OPEN
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    instrument: str
+    side: Side
+    amount: float  # venue units: USD for inverse perpetuals/futures, coin for options
+    label: str  # our deterministic client label; the venue echoes it back
+    type: OrderType = OrderType.MARKET
+    price: float | None = None  # limit orders only
+    reduce_only: bool = False
+    post_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.amount > 0:
+            raise ValueError(f"order amount must be positive, got {self.amount}")
+        if self.type is OrderType.LIMIT and (self.price is None or not self.price > 0):
+            raise ValueError("a limit order needs a positive price")
+        if self.type is OrderType.MARKET and self.post_only:
+            raise ValueError("a market order cannot be post-only")
+        if not self.label or len(self.label) > 64:
+            raise ValueError("an order label is required (at most 64 characters)")
+
+
+@dataclass(frozen=True)
+class OrderState:
+    order_id: str
+    label: str | None
+    instrument: str
+    side: Side
+    type: OrderType
+    amount: float
+    filled_amount: float
+    average_price: float | None
+    price: float | None
+    status: OrderStatus
+    reduce_only: bool
+    post_only: bool
+    fee_coin: float
+    created_at: datetime
+    updated_at: datetime
+    info: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+def check_order(request: OrderRequest, spec: InstrumentSpec) -> None:
+    """Refuse what the exchange would refuse or, worse, silently round (ccxt truncates amounts).
+
+    Raises :class:`OrderRejectedError` before anything is sent.
+    """
+    lots = request.amount / spec.min_amount
+    if abs(lots - round(lots)) > 1e-9 * max(1.0, lots) or round(lots) < 1:
+        raise OrderRejectedError(
+            f"order {request.label}: amount {request.amount:g} of {spec.name} is not a whole multiple of the "
+            f"lot size {spec.min_amount:g}"
+        )
+    if request.price is not None:
+        ticks = request.price / spec.tick_size
+        if abs(ticks - round(ticks)) > 1e-9 * max(1.0, ticks):
+            raise OrderRejectedError(
+                f"order {request.label}: price {request.price:g} of {spec.name} is not a multiple of the "
+                f"tick size {spec.tick_size:g}"
+            )
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """Anything that can describe an account and take orders."""
+
+    name: str
+
+    def load_instruments(self) -> Mapping[str, InstrumentSpec]: ...
+
+    def snapshot(self) -> AccountSnapshot: ...
+
+    def place_order(self, request: OrderRequest) -> OrderState: ...
+
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None: ...
+
+    def cancel_order(self, order_id: str) -> OrderState: ...
+
+    def open_orders(self) -> list[OrderState]: ...
+
+
+class VenueError(Exception):
+    """A venue operation failed; the message is fit for a person and holds no secret."""
+
+
+class TemporaryVenueError(VenueError):
+    """Network trouble, rate limiting, maintenance: worth retrying with backoff."""
+
+
+class FatalVenueError(VenueError):
+    """Bad credentials, missing permission, rejected order, malformed reply: do not retry blindly."""
+
+
+class OrderRejectedError(FatalVenueError):
+    """The venue refused an order (insufficient funds, invalid amount, post-only would cross …)."""
+
+
+class OrderNotFoundError(FatalVenueError):
+    """No order with that id or label."""
+
+
+class MalformedReplyError(FatalVenueError):
+    """The venue answered with something that is not what its API promises (missing or NaN fields)."""

@@ -1,0 +1,154 @@
+"""Parsing Deribit-shaped replies: good data in, bad data named, never silently priced."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from controller.deribit_json import build_snapshot, parse_chain, parse_order, parse_position
+from controller.venue import MalformedReplyError, OrderStatus, OrderType, Side
+
+NOW = datetime(2026, 1, 2, 8, tzinfo=UTC)
+SUMMARY = {
+    "equity": 10.0,
+    "balance": 10.0,
+    "initial_margin": 0.1,
+    "maintenance_margin": 0.05,
+    "available_funds": 9.9,
+}
+TICKER = {
+    "instrument_name": "BTC-PERPETUAL",
+    "timestamp": 1767340800000,
+    "mark_price": 90_000.0,
+    "index_price": 89_990.0,
+    "best_bid_price": 89_995.0,
+    "best_ask_price": 90_005.0,
+}
+OPTION_SUMMARY = {
+    "instrument_name": "BTC-30JAN26-90000-C",
+    "mark_price": 0.04,
+    "mark_iv": 55.0,
+    "underlying_price": 90_200.0,
+    "creation_timestamp": 1767340800000,
+}
+
+
+def snapshot(**overrides):
+    args = dict(
+        venue="t",
+        currency="BTC",
+        summary=SUMMARY,
+        positions=[],
+        book=[OPTION_SUMMARY],
+        hedge_ticker=TICKER,
+        funding_rate_8h=0.0001,
+        server_times={"summary": NOW, "positions": NOW, "book": NOW, "ticker": NOW},
+        taken_at=NOW,
+        rest_calls=5,
+    )
+    args.update(overrides)
+    return build_snapshot(**args)
+
+
+def test_a_good_snapshot():
+    snap = snapshot()
+    assert snap.index_price == 89_990.0 and snap.equity_usd == pytest.approx(899_900.0)
+    assert snap.margin_ratio == pytest.approx(0.005)
+    (option,) = snap.chain
+    assert option.mark_iv == pytest.approx(0.55) and option.strike == 90_000 and option.is_call
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("equity", None, "account equity is not a number"),
+        ("equity", "NaN", "account equity is not finite"),
+        ("maintenance_margin", "abc", "account maintenance_margin is not a number"),
+    ],
+)
+def test_bad_account_figures_are_named(field, value, message):
+    with pytest.raises(MalformedReplyError, match=message):
+        snapshot(summary={**SUMMARY, field: value})
+
+
+def test_a_ticker_without_index_is_refused():
+    with pytest.raises(MalformedReplyError, match="no positive index_price"):
+        snapshot(hedge_ticker={**TICKER, "index_price": 0.0})
+
+
+def test_a_position_with_a_nan_mark_is_refused_by_name():
+    position = {
+        "instrument_name": "BTC-PERPETUAL",
+        "size": -1000.0,
+        "average_price": 90_000.0,
+        "mark_price": float("nan"),
+        "index_price": 90_000.0,
+    }
+    with pytest.raises(MalformedReplyError, match=r"BTC-PERPETUAL\.mark_price is not finite"):
+        parse_position(position, None, NOW)
+
+
+def test_an_option_position_takes_forward_and_iv_from_the_book_summary():
+    position = {
+        "instrument_name": "BTC-30JAN26-90000-C",
+        "size": -2.0,
+        "average_price": 0.05,
+        "mark_price": 0.04,
+        "index_price": 90_000.0,
+        "delta": -0.9,
+        "vega": -180.0,
+    }
+    parsed = parse_position(position, OPTION_SUMMARY, NOW)
+    assert parsed.underlying_price == 90_200.0 and parsed.mark_iv == pytest.approx(0.55)
+    assert parsed.exchange_greeks.delta == -0.9 and parsed.exchange_greeks.gamma is None
+    with pytest.raises(MalformedReplyError, match="underlying_price"):
+        parse_position(position, None, NOW)  # no forward anywhere: refuse rather than guess
+
+
+def test_flat_positions_are_left_out_and_unknown_instruments_refused():
+    flat = {"instrument_name": "BTC-PERPETUAL", "size": 0.0, "mark_price": 1.0, "index_price": 1.0}
+    assert snapshot(positions=[flat]).positions == ()
+    odd = {"instrument_name": "BTC-FS-27SEP24_PERP", "size": 1.0, "mark_price": 1.0, "index_price": 1.0}
+    with pytest.raises(MalformedReplyError, match="unsupported instrument"):
+        snapshot(positions=[odd])
+
+
+def test_chain_skips_options_without_a_quote():
+    rows = [
+        OPTION_SUMMARY,
+        {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-95000-C", "mark_iv": None},
+        {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-99000-C", "mark_iv": 0.0},
+        {"instrument_name": "BTC-PERPETUAL"},
+    ]
+    assert [c.name for c in parse_chain(rows, NOW)] == ["BTC-30JAN26-90000-C"]
+
+
+def test_orders():
+    info = {
+        "order_id": "7",
+        "label": "lv-1",
+        "instrument_name": "BTC-PERPETUAL",
+        "direction": "sell",
+        "order_type": "market",
+        "amount": 100.0,
+        "filled_amount": 100.0,
+        "average_price": 90_000.0,
+        "price": "market_price",
+        "order_state": "filled",
+        "commission": -0.0001,
+        "creation_timestamp": 1767340800000,
+        "last_update_timestamp": 1767340800500,
+    }
+    order = parse_order(info)
+    assert (order.side, order.type, order.status, order.price, order.fee_coin) == (
+        Side.SELL,
+        OrderType.MARKET,
+        OrderStatus.FILLED,
+        None,
+        0.0001,
+    )
+    assert order.status.final and not math.isnan(order.average_price)
+    with pytest.raises(MalformedReplyError, match="unknown state 'pending'"):
+        parse_order({**info, "order_state": "pending"})

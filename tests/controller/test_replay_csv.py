@@ -1,0 +1,75 @@
+"""Market history for replays: the real file, and bad files with clear messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.sim.engine import SimConfig, SimExchange
+from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
+from tests.conftest import require_shared_file
+
+HEADER = "timestamp_ms,time_utc,btc_usd,dvol,funding_rate_8h\n"
+
+
+def write(tmp_path, rows: list[str], header: str = HEADER):
+    path = tmp_path / "history.csv"
+    path.write_text(header + "".join(r + "\n" for r in rows))
+    return path
+
+
+def row(hour: int, price: float = 50_000.0, dvol: float = 60.0, funding: float = 0.0001) -> str:
+    ms = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000) + hour * 3_600_000
+    return f"{ms},x,{price},{dvol},{funding}"
+
+
+def test_the_real_history_loads_with_its_gaps_reported():
+    data = load_replay_csv(require_shared_file("btc_2h_dvol_funding.csv"))
+    assert len(data.times_ms) == 18_782
+    assert data.start == datetime(2021, 3, 24, 2, tzinfo=UTC)
+    assert data.end == datetime(2025, 8, 26, 12, tzinfo=UTC)
+    assert 30 <= len(data.gaps) <= 80  # "about 50 gaps of one day"
+    assert all(timedelta(hours=4) < end - start for start, end in data.gaps)
+    assert 55 < data.vol_index_pct.mean() < 75
+
+
+def test_replay_drives_the_engine(tmp_path):
+    path = write(tmp_path, [row(0, 50_000, 60), row(2, 51_000, 70), row(4, 49_000, 65)])
+    engine = SimExchange(SimConfig(), path=ReplayPath(load_replay_csv(path)))
+    assert engine.market().index == 50_000 and engine.market().atm_vol == pytest.approx(0.60)
+    engine.advance(3 * 3600)
+    assert engine.market().index == 51_000 and engine.market().atm_vol == pytest.approx(0.70)
+    engine.advance(3600)
+    assert engine.market().index == 49_000
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        ([row(0), row(2)], "timestamp_ms,btc_usd,dvol\n", "missing column(s) funding_rate_8h"),
+        ([row(2), row(0)], HEADER, ":3: timestamp_ms does not increase"),
+        ([row(0), row(0)], HEADER, ":3: timestamp_ms does not increase"),
+        ([row(0), row(2, price=float("nan"))], HEADER, ":3: column btc_usd is 'nan'"),
+        ([row(0), row(2).replace(",60.0,", ",abc,")], HEADER, ":3: column dvol is not a number: 'abc'"),
+        ([row(0), row(2, price=-1.0)], HEADER, ":3: column btc_usd must be positive"),
+        ([row(0)], HEADER, "at least two rows"),
+    ],
+)
+def test_bad_history_files_are_named_clearly(tmp_path, rows, header, message):
+    path = write(tmp_path, rows, header)
+    with pytest.raises(ReplayError) as caught:
+        load_replay_csv(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_gaps_are_reported_not_filled(tmp_path):
+    path = write(tmp_path, [row(0), row(2), row(4), row(30), row(32)])
+    data = load_replay_csv(path)
+    assert len(data.times_ms) == 5
+    assert [(b - a) for a, b in data.gaps] == [timedelta(hours=26)]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ReplayError, match="cannot read market history"):
+        load_replay_csv(tmp_path / "absent.csv")

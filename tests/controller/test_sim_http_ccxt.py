@@ -1,0 +1,152 @@
+"""The real ccxt ``deribit`` client against the simulator's HTTP face on 127.0.0.1.
+
+Every unified call the controller uses goes through ccxt's own signing, URL building and
+parsing; the answers are checked against the engine's state.
+"""
+
+from __future__ import annotations
+
+import ccxt
+import pytest
+
+from controller.sim.engine import SimExchange
+
+PERP = "BTC/USD:BTC"
+
+
+def option_symbol(client, engine: SimExchange, *, call: bool, moneyness: float) -> tuple[str, str]:
+    """The listed option nearest to ``moneyness × index`` on the second expiry: (ccxt symbol, name)."""
+    index = engine.market().index
+    expiries = sorted({x.expiry for x in engine.instruments(kind="option")})
+    candidates = [
+        x for x in engine.instruments(kind="option") if x.expiry == expiries[1] and x.is_call == call
+    ]
+    listed = min(candidates, key=lambda x: abs(x.strike - moneyness * index))
+    return client.markets_by_id[listed.name][0]["symbol"], listed.name
+
+
+def test_load_markets_matches_the_listing(client, engine):
+    markets = client.load_markets()
+    assert len(markets) == len(engine.listed)
+    perp = markets[PERP]
+    assert perp["swap"] and perp["inverse"] and perp["contractSize"] == 10.0 and perp["id"] == "BTC-PERPETUAL"
+    options = [m for m in markets.values() if m["option"]]
+    assert options and all(m["settle"] == "BTC" for m in options)
+    sample = options[0]
+    listed = engine.listed[sample["id"]]
+    assert sample["strike"] == listed.strike
+    assert sample["expiry"] == int(listed.expiry.timestamp() * 1000)
+    assert sample["optionType"] == ("call" if listed.is_call else "put")
+
+
+def test_balance_is_the_engines_equity(client, engine):
+    client.load_markets()
+    balance = client.fetch_balance({"code": "BTC"})
+    account = engine.account()
+    assert balance["BTC"]["total"] == pytest.approx(account.equity)
+    assert balance["info"]["maintenance_margin"] == pytest.approx(account.maintenance_margin)
+
+
+def test_market_orders_on_the_perpetual_and_an_option(client, engine):
+    client.load_markets()
+    ask = engine.quote("BTC-PERPETUAL").best_ask
+    order = client.create_order(PERP, "market", "buy", 30_000, params={"label": "lv-t-1-0"})
+    assert order["status"] == "closed" and order["filled"] == 30_000
+    assert order["average"] == pytest.approx(ask)
+    assert order["info"]["label"] == "lv-t-1-0"
+    assert engine.positions["BTC-PERPETUAL"].size == 30_000
+
+    symbol, name = option_symbol(client, engine, call=True, moneyness=1.1)
+    bid = engine.quote(name).best_bid
+    sold = client.create_order(symbol, "market", "sell", 2.0, params={"label": "lv-t-1-1"})
+    assert sold["status"] == "closed" and sold["average"] == pytest.approx(bid)
+    assert engine.positions[name].size == -2.0
+
+    positions = {p["info"]["instrument_name"]: p for p in client.fetch_positions(params={"currency": "BTC"})}
+    assert (
+        positions["BTC-PERPETUAL"]["contracts"] == 30_000
+    )  # ccxt: an inverse perp's contracts is its USD size
+    view = next(v for v in engine.position_views() if v.listed.name == name)
+    info = positions[name]["info"]  # Deribit position greeks only live in info
+    assert info["size"] == -2.0
+    assert info["delta"] == pytest.approx(view.delta) and info["vega"] == pytest.approx(view.vega)
+    assert info["gamma"] == pytest.approx(view.gamma) and info["theta"] == pytest.approx(view.theta)
+
+
+def test_tickers_and_greeks(client, engine):
+    client.load_markets()
+    symbol, name = option_symbol(client, engine, call=False, moneyness=0.95)
+    ticker = client.fetch_ticker(symbol)
+    quote = engine.quote(name)
+    assert ticker["markPrice"] == pytest.approx(quote.mark_price)
+    assert ticker["info"]["mark_iv"] == pytest.approx(quote.mark_iv * 100, abs=1e-4)
+    assert ticker["info"]["greeks"]["delta"] == pytest.approx(quote.delta)
+    assert ticker["bid"] < ticker["markPrice"] < ticker["ask"]
+    greeks = client.fetch_greeks(symbol)
+    assert greeks["vega"] == pytest.approx(quote.vega)
+    tickers = client.fetch_tickers(params={"code": "BTC"})
+    assert len(tickers) == len(engine.listed)
+    summary = tickers[symbol]["info"]
+    assert summary["underlying_price"] == pytest.approx(quote.underlying_price)
+
+
+def test_funding_rate(client, engine):
+    client.load_markets()
+    rate = client.fetch_funding_rate(PERP)
+    assert rate["fundingRate"] == pytest.approx(engine.market().funding_8h)
+
+
+def test_limit_orders_rest_fill_and_cancel(client, engine, admin):
+    client.load_markets()
+    symbol, name = option_symbol(client, engine, call=True, moneyness=1.0)
+    quote = engine.quote(name)
+    low = round((quote.mark_price * 0.5) / 0.0005) * 0.0005
+    resting = client.create_order(symbol, "limit", "buy", 1.0, low, params={"label": "lv-t-2-0"})
+    assert resting["status"] == "open"
+    assert [o["id"] for o in client.fetch_open_orders(params={"code": "BTC"})] == [resting["id"]]
+    assert client.fetch_order(resting["id"])["status"] == "open"
+    cancelled = client.cancel_order(resting["id"])
+    assert cancelled["status"] == "canceled"
+    assert engine.orders[resting["id"]].state == "cancelled"
+    with pytest.raises(ccxt.InvalidOrder):  # Deribit 11044 not_open_order
+        client.cancel_order(resting["id"])
+
+    # a sell limit just above the market rests, then fills when the market rises through it
+    perp_mark = engine.quote("BTC-PERPETUAL").mark_price
+    limit = round(perp_mark * 1.01 / 0.5) * 0.5
+    sell = client.create_order(PERP, "limit", "sell", 1000, limit, params={"label": "lv-t-2-1"})
+    assert sell["status"] == "open"
+    admin.post("/_sim/move", {"price_factor": 1.03})
+    filled = client.fetch_order(sell["id"])
+    assert filled["status"] == "closed" and filled["average"] == pytest.approx(limit)
+    assert engine.positions["BTC-PERPETUAL"].size == -1000
+
+
+def test_order_errors_map_to_ccxt_exceptions(client, engine):
+    client.load_markets()
+    with pytest.raises(ccxt.OrderNotFound):
+        client.fetch_order("SIM-999999")
+    with pytest.raises(ccxt.InsufficientFunds):
+        client.create_order(PERP, "market", "buy", 500_000_000, params={"label": "lv-t-3-0"})
+    with pytest.raises(ccxt.InvalidOrder):  # post-only that would cross: Deribit 11054
+        client.create_order(
+            PERP,
+            "limit",
+            "buy",
+            10,
+            engine.quote("BTC-PERPETUAL").best_ask + 50,
+            params={"postOnly": True, "label": "x"},
+        )
+    assert engine.positions == {}  # nothing traded
+
+
+def test_the_request_log_lists_json_rpc_methods_in_order(client, admin):
+    client.load_markets()
+    client.fetch_balance({"code": "BTC"})
+    client.fetch_ticker(PERP)
+    assert admin.methods() == [
+        "public/get_currencies",
+        "public/get_instruments",
+        "private/get_account_summary",
+        "public/ticker",
+    ]
