@@ -151,6 +151,45 @@ def bench_implied_vol(n: int, repeats: int) -> dict[str, float]:
     }
 
 
+def bench_venue(repeats: int) -> dict[str, float]:
+    """REST calls and latency of one snapshot through real ccxt over HTTP, for 1 and 200 positions."""
+    import json as _json
+    import urllib.request
+
+    from controller.ccxt_venue import CcxtVenue, CcxtVenueSettings
+    from controller.sim.engine import SimConfig, SimExchange
+    from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
+    from controller.sim_venue import SimVenue
+
+    engine = SimExchange(SimConfig(initial_balance=1000.0))
+    figures: dict[str, float] = {}
+    with SimServer(engine) as server:
+        venue = CcxtVenue(
+            CcxtVenueSettings(rest_url=server.url),
+            api_key=DEFAULT_API_KEY,
+            api_secret=DEFAULT_API_SECRET,
+            clock=lambda: engine.now,
+        )
+        venue.load_instruments()
+        local = SimVenue(engine)
+
+        def calls_per_snapshot() -> int:
+            urllib.request.urlopen(urllib.request.Request(server.url + "/_sim/requests/clear", data=b"{}"))
+            venue.snapshot()
+            with urllib.request.urlopen(server.url + "/_sim/requests") as reply:
+                return len(_json.load(reply)["requests"])
+
+        engine.place_order(name="BTC-PERPETUAL", direction="buy", amount=10_000, label="bench")
+        for size in (1, 200):
+            if size == 200:
+                for i, x in enumerate(sorted(engine.instruments(kind="option"), key=lambda x: x.name)[:199]):
+                    engine.place_order(name=x.name, direction="buy", amount=0.1, label=f"bench-{i}")
+            figures[f"rest_calls_per_snapshot_{size}_positions"] = calls_per_snapshot()
+            figures[f"snapshot_ms_http_{size}_positions"] = best_of(venue.snapshot, repeats) * 1e3
+            figures[f"snapshot_ms_in_process_{size}_positions"] = best_of(local.snapshot, repeats) * 1e3
+    return figures
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -180,6 +219,14 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['iv_max_error_vs_true_well_posed']:.1e} "
         f"vs the true vol, {f['iv_max_error_vs_lbr_well_posed']:.1e} vs LBR; "
         f"mean iterations {f['iv_mean_iterations']:.2f}; no vol (with reason): {f['iv_not_ok']}",
+        f"venue snapshot (real ccxt over HTTP to the simulator): REST calls "
+        f"{f['rest_calls_per_snapshot_1_positions']} for 1 position, "
+        f"{f['rest_calls_per_snapshot_200_positions']} for 200   goal: equal, <= 6",
+        f"  latency {f['snapshot_ms_http_1_positions']:.1f} ms / "
+        f"{f['snapshot_ms_http_200_positions']:.1f} ms over HTTP, "
+        f"{f['snapshot_ms_in_process_1_positions']:.1f} ms / "
+        f"{f['snapshot_ms_in_process_200_positions']:.1f} ms in process",
+        "  (1 / 200 positions, ~424 listed instruments; ccxt's rate limiter spaces calls 50 ms apart)",
     ]
     return "\n".join(lines)
 
@@ -195,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     figures.update(bench_greeks(n_large, n_loop, repeats))
     figures.update(bench_implied_vol(n_loop, repeats))
+    figures.update(bench_venue(repeats))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")

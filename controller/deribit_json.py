@@ -206,12 +206,22 @@ def build_snapshot(
         positions=parsed_positions,
         hedge=hedge,
         chain=parse_chain(book, server_times["book"]),
+        quotes={
+            p.name: parse_quote(by_name[p.name], _book_time(by_name[p.name], server_times["book"]))
+            for p in parsed_positions
+            if p.name in by_name
+        },
         funding_rate_8h=funding_rate_8h,
         funding_observed_at=server_times.get("funding"),
         delta_total_coin=optional_number(summary.get("delta_total"), "account delta_total"),
         **_vol_index(vol_index),
         rest_calls=rest_calls,
     )
+
+
+def _book_time(info: Json, fallback: datetime) -> datetime:
+    stamp = info.get("creation_timestamp")
+    return fallback if stamp is None else from_ms(stamp, f"{info.get('instrument_name')}.creation_timestamp")
 
 
 def _vol_index(reply: Json | None) -> dict[str, Any]:

@@ -27,3 +27,8 @@ def test_quick_benchmark_reports_named_figures(capsys):
         assert figures[key] > 0, key
     assert figures["iv_max_error_vs_lbr_well_posed"] <= 1e-8
     assert figures["iv_max_error_vs_true_well_posed"] <= 1e-8
+    assert (
+        figures["rest_calls_per_snapshot_1_positions"]
+        == figures["rest_calls_per_snapshot_200_positions"]
+        <= 6
+    )

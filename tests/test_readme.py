@@ -10,8 +10,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_library_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    assert blocks, "README has a python example"
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "import pricing" in b]
+    assert blocks, "README has a library example"
     namespace: dict[str, object] = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     book = namespace["book"]
@@ -24,3 +24,14 @@ def test_ci_runs_the_readme_test_command():
     marker = README.index("<!-- test-command")
     command = re.search(r"```sh\n(.*?)\n```", README[marker:], flags=re.S)
     assert command and "pytest" in command.group(1)
+
+
+def test_ccxt_example_runs_against_the_simulator():
+    from controller.sim.engine import SimExchange
+    from controller.sim.server import SimServer
+
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "import ccxt" in b]
+    with SimServer(SimExchange(), port=0) as server:
+        namespace: dict[str, object] = {}
+        exec(compile(block.replace("http://127.0.0.1:8765", server.url), "README.md", "exec"), namespace)
+        assert namespace["exchange"].fetch_balance({"code": "BTC"})["BTC"]["total"] == 10.0  # type: ignore[attr-defined]

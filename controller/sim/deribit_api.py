@@ -259,10 +259,7 @@ def ticker_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
     }
     if x.kind == "option":
         body.update(
-            underlying_price=q.underlying_price,
-            underlying_index="index_price",
-            interest_rate=0.0,
-            mark_iv=round((q.mark_iv or 0.0) * 100.0, 4),
+            _option_fields(q),
             bid_iv=round((q.mark_iv or 0.0) * 100.0 - 1.0, 4),
             ask_iv=round((q.mark_iv or 0.0) * 100.0 + 1.0, 4),
             greeks={"delta": q.delta, "gamma": q.gamma, "vega": q.vega, "theta": q.theta, "rho": 0.0},
@@ -270,6 +267,16 @@ def ticker_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
     elif x.is_perpetual:
         body.update(funding_8h=q.funding_8h, current_funding=q.funding_8h, interest_value=0.0)
     return body
+
+
+def _option_fields(q: SimQuote) -> dict[str, Any]:
+    """What Deribit adds for an option: its forward and mark IV (in percent)."""
+    return {
+        "underlying_price": q.underlying_price,
+        "underlying_index": "index_price",
+        "interest_rate": 0.0,
+        "mark_iv": round((q.mark_iv or 0.0) * 100.0, 4),
+    }
 
 
 def book_summary_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
@@ -293,12 +300,7 @@ def book_summary_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
         "creation_timestamp": ms(now),
     }
     if x.kind == "option":
-        body.update(
-            underlying_price=q.underlying_price,
-            underlying_index="index_price",
-            interest_rate=0.0,
-            mark_iv=round((q.mark_iv or 0.0) * 100.0, 4),
-        )
+        body.update(_option_fields(q))
     elif x.is_perpetual:
         body.update(funding_8h=q.funding_8h, current_funding=q.funding_8h)
     return body

@@ -150,3 +150,14 @@ def test_the_request_log_lists_json_rpc_methods_in_order(client, admin):
         "private/get_account_summary",
         "public/ticker",
     ]
+
+
+def test_a_wrong_secret_is_ccxts_authentication_error(server):
+    from tests.controller.conftest import make_client
+
+    impostor = make_client(server.url, secret="not-the-secret")
+    impostor.load_markets()  # public calls need no signature
+    with pytest.raises(ccxt.AuthenticationError, match="13009"):
+        impostor.fetch_balance({"code": "BTC"})
+    with pytest.raises(ccxt.AuthenticationError):
+        impostor.create_order(PERP, "market", "buy", 10, params={"label": "x"})
