@@ -27,6 +27,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,47 @@ def bench_venue(repeats: int) -> dict[str, float]:
     return figures
 
 
+def bench_cycle_compute(repeats: int) -> dict[str, float]:
+    """Risk (book greeks, σ̂ from the chain, 47 full-revaluation scenarios, liquidation search) + policy."""
+    from datetime import timedelta
+
+    from controller.advice import AdviceLimits
+    from controller.policy import GuardSettings, PolicySettings, PolicyState, decide
+    from controller.risk import RiskSettings, assess
+    from controller.sim.engine import SimConfig, SimExchange
+    from controller.sim_venue import SimVenue
+    from controller.volatility import VolState
+
+    figures: dict[str, float] = {}
+    for size in (10, 100, 1000):
+        engine = SimExchange(SimConfig(initial_balance=10_000.0))
+        venue = SimVenue(engine)
+        specs = venue.load_instruments()
+        options = sorted(x.name for x in engine.instruments(kind="option"))
+        engine.place_order(name="BTC-PERPETUAL", direction="sell", amount=100_000, label="bench")
+        for i in range(size - 1):  # options repeat when the book is larger than the listing
+            engine.place_order(name=options[i % len(options)], direction="buy", amount=0.1, label="b")
+        snap = venue.snapshot()
+        snap = replace(snap, positions=tuple(snap.positions[i % len(snap.positions)] for i in range(size)))
+        now = snap.taken_at + timedelta(seconds=1)
+
+        def cycle(snap=snap, now=now, specs=specs) -> None:  # type: ignore[no-untyped-def]
+            report, _ = assess(snap, RiskSettings(), VolState(), now=now)
+            decide(
+                report,
+                snap,
+                specs["BTC-PERPETUAL"],
+                PolicySettings(),
+                GuardSettings(),
+                AdviceLimits(max_vega_usd=1_000.0),
+                PolicyState(),
+                now=now,
+            )
+
+        figures[f"cycle_compute_ms_{size}_positions"] = best_of(cycle, repeats) * 1e3
+    return figures
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -227,6 +269,10 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['snapshot_ms_in_process_1_positions']:.1f} ms / "
         f"{f['snapshot_ms_in_process_200_positions']:.1f} ms in process",
         "  (1 / 200 positions, ~424 listed instruments; ccxt's rate limiter spaces calls 50 ms apart)",
+        f"cycle compute without venue I/O (risk with 47 scenarios + policy): "
+        f"{f['cycle_compute_ms_10_positions']:.1f} ms / {f['cycle_compute_ms_100_positions']:.1f} ms / "
+        f"{f['cycle_compute_ms_1000_positions']:.1f} ms for 10 / 100 / 1,000 positions",
+        "  goals 5 / 10 / 40 ms (with the journal write, issue 5)",
     ]
     return "\n".join(lines)
 
@@ -243,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(bench_greeks(n_large, n_loop, repeats))
     figures.update(bench_implied_vol(n_loop, repeats))
     figures.update(bench_venue(repeats))
+    figures.update(bench_cycle_compute(repeats))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -184,14 +184,20 @@ def book_greeks(
     underlyings: dict[str, UnderlyingRisk] = {}
     for coin in coins:
         mine = [r for r in rows if r.underlying == coin]
-        expiries = sorted({r.expiry_label: r.expiry for r in mine}.items(), key=_expiry_order)
+        groups: dict[str, list[PositionRisk]] = {}
+        expiry_of: dict[str, datetime | None] = {}
+        for r in mine:  # one pass: labels are computed once per position
+            label = r.expiry_label
+            groups.setdefault(label, []).append(r)
+            expiry_of[label] = r.expiry
         underlyings[coin] = UnderlyingRisk(
             underlying=coin,
             index_price=_index(index_prices, coin),
             collateral=_finite(collateral.get(coin, 0.0), f"collateral[{coin}]"),
             positions=RiskTotals.of(mine),
             by_expiry={
-                label: RiskTotals.of(r for r in mine if r.expiry_label == label) for label, _ in expiries
+                label: RiskTotals.of(groups[label])
+                for label, _ in sorted(expiry_of.items(), key=_expiry_order)
             },
         )
     return BookGreeks(as_of=as_of, positions=tuple(rows), underlyings=underlyings)

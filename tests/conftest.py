@@ -11,10 +11,14 @@ import ast
 import csv
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from controller.venue import ChainQuote
+from pricing import Option, parse_deribit_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAIN_FILE = "deribit_btc_chain_2020-05-14.csv"
@@ -51,6 +55,26 @@ class Chain:
 
     def __len__(self) -> int:
         return len(self.name)
+
+    def chain_quotes(self, as_of: datetime) -> list[ChainQuote]:
+        """The chain as the venue protocol's option-chain summary, observed at ``as_of``."""
+        quotes = []
+        for i in range(len(self)):
+            inst = parse_deribit_name(str(self.name[i]))
+            assert isinstance(inst, Option)
+            quotes.append(
+                ChainQuote(
+                    inst.name,
+                    inst.expiry,
+                    inst.strike,
+                    inst.is_call,
+                    float(self.forward[i]),
+                    float(self.mark_iv[i]),
+                    float(self.mark_price_btc[i]),
+                    as_of,
+                )
+            )
+        return quotes
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,138 @@
+"""Options risk beyond delta: recommendations in words and sizes (advice only, never traded).
+
+When the book's dollar gamma, vega or worst scenario loss exceeds its configured limit, the
+positions that drive it are named, largest first, with the size to cut each to so that the excess
+is covered (positions are reduced, never flipped; sizes round away from zero to the lot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.risk import RiskReport
+from controller.scenarios import Revaluation
+from controller.venue import AccountSnapshot
+
+
+@dataclass(frozen=True)
+class AdviceLimits:
+    max_dollar_gamma_usd: float | None = None  # |dollar gamma| per 1 % move
+    max_vega_usd: float | None = None  # |vega| per vol point
+    max_worst_loss_fraction: float | None = None  # worst scenario loss as a share of equity
+
+
+@dataclass(frozen=True)
+class Advice:
+    metric: str
+    instrument: str
+    current_size: float
+    suggested_size: float
+    text: str
+
+    @property
+    def reduce_by(self) -> float:
+        return abs(self.current_size) - abs(self.suggested_size)
+
+
+def options_advice(
+    report: RiskReport,
+    snapshot: AccountSnapshot,
+    limits: AdviceLimits,
+    *,
+    lot_sizes: Mapping[str, float] | None = None,
+) -> tuple[Advice, ...]:
+    lots = dict(lot_sizes or {})
+    rows = {r.name: r for r in report.book.positions}
+    advice: list[Advice] = []
+    for metric, unit, total, limit, per_position in (
+        (
+            "dollar gamma",
+            "USD per 1 %",
+            report.dollar_gamma_usd,
+            limits.max_dollar_gamma_usd,
+            lambda name: rows[name].dollar_gamma_usd,
+        ),
+        ("vega", "USD per vol point", report.vega_usd, limits.max_vega_usd, lambda name: rows[name].vega_usd),
+    ):
+        if limit is not None and abs(total) > limit:
+            advice += _cut(metric, unit, total, limit, per_position, rows_sizes(report), lots)
+    if limits.max_worst_loss_fraction is not None and report.worst_scenario is not None:
+        limit_usd = limits.max_worst_loss_fraction * report.equity_usd
+        loss = -report.worst_scenario.weighted_pnl_usd
+        if loss > limit_usd:
+            contribution = _scenario_contributions(report, snapshot)
+            advice += _cut(
+                f"worst scenario loss ({report.worst_scenario.scenario.label})",
+                "USD",
+                -loss,
+                limit_usd,
+                lambda name: contribution.get(name, 0.0),
+                rows_sizes(report),
+                lots,
+            )
+    return tuple(advice)
+
+
+def rows_sizes(report: RiskReport) -> dict[str, float]:
+    return {r.name: r.size for r in report.book.positions}
+
+
+def _cut(
+    metric: str,
+    unit: str,
+    total: float,
+    limit: float,
+    contribution: Callable[[str], float],
+    sizes: Mapping[str, float],
+    lots: Mapping[str, float],
+) -> list[Advice]:
+    excess = abs(total) - limit
+    drivers = sorted(
+        (name for name in sizes if contribution(name) * total > 0),
+        key=lambda n: abs(contribution(n)),
+        reverse=True,
+    )
+    out = []
+    for name in drivers:
+        if excess <= 0:
+            break
+        share = abs(contribution(name))
+        fraction = min(1.0, excess / share)
+        size = sizes[name]
+        lot = lots.get(name, 0.1)
+        cut = min(abs(size), math.ceil(abs(size) * fraction / lot - 1e-9) * lot)
+        suggested = math.copysign(abs(size) - cut, size) if abs(size) - cut > 1e-12 else 0.0
+        relieved = share * cut / abs(size)
+        excess -= relieved
+        out.append(
+            Advice(
+                metric=metric,
+                instrument=name,
+                current_size=size,
+                suggested_size=suggested,
+                text=(
+                    f"{metric} {total:+,.0f} {unit} exceeds the limit {limit:,.0f}: "
+                    f"reduce {name} from {size:+g} to {suggested:+g} "
+                    f"(it carries {share / abs(total):.0%} of it; about {relieved:,.0f} less)"
+                ),
+            )
+        )
+    return out
+
+
+def _scenario_contributions(report: RiskReport, snapshot: AccountSnapshot) -> dict[str, float]:
+    """Each position's P&L in the worst scenario."""
+    assert report.worst_scenario is not None
+    scenario = report.worst_scenario.scenario
+    reval = Revaluation(
+        snapshot.positions, index=report.index_price, equity_coin=report.equity_coin, as_of=report.as_of
+    )
+    options, others = reval.contributions(np.array([scenario.price_move]), np.array([scenario.vol_shift]))
+    weight = scenario.weight
+    values = dict(zip(reval.option_names, options[0] * weight, strict=True))
+    values.update(zip(reval.other_names, others[0] * weight, strict=True))
+    return {k: float(v) for k, v in values.items()}

@@ -1,0 +1,249 @@
+"""Risk of an account snapshot (pure: no I/O, the clock is passed in).
+
+Definitions (DESIGN §3):
+
+* equity ``E`` = equity in coin × index (USD);
+* book delta in coin = Σ position deltas (coin-settled options premium-adjusted, inverse futures
+  ``size_usd / mark``) + the coin collateral; ``Δ_usd`` = that × index;
+* effective leverage ``L = |Δ_usd| / E`` (signed leverage ``Δ_usd / E`` keeps the direction);
+  gross notional / E beside it, never instead of it;
+* ``L_iv = L · σ̂ / σ_ref``; stressed leverage ``L_stress = max(loss(+m), loss(−m)) / (E·m)``,
+  ``loss = max(−P&L, 0)``, ``m = k · σ̂ · √h``, by full revaluation — the adverse side only, so it
+  equals L for a linear book, exceeds it when short gamma and falls below it when long gamma;
+  margin ratio = maintenance margin / equity;
+* the scenario grids of :mod:`controller.scenarios`, their worst (weighted) loss, and the price
+  move that brings equity down to the maintenance margin.
+
+σ̂ comes from the first source that has a value, in the configured order: ``chain`` (30-day ATM
+implied vol interpolated in total variance), ``index`` (the venue's volatility index, e.g. DVOL),
+``constant`` (configured); it is EWMA-smoothed with explicit state (:class:`VolState`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
+from controller.venue import AccountSnapshot
+from controller.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
+from pricing import BookGreeks, Position, book_greeks
+
+SIGMA_SOURCES = ("chain", "index", "constant")
+
+
+@dataclass(frozen=True)
+class RiskSettings:
+    sigma_sources: tuple[str, ...] = ("chain", "index")
+    sigma_constant: float | None = None  # decimal, for the "constant" source
+    reference_vol: float = 0.60  # σ_ref: the volatility at which leverage is quoted
+    ewma_half_life_s: float = 6 * 3600.0
+    target_tenor_days: float = 30.0
+    min_expiry_days: float = 1.0
+    stress_k: float = 2.0  # m = k · σ̂ · √h
+    stress_horizon_days: float = 1.0
+    pm_vol_shift: float = 0.25  # relative IV shock of the portfolio-margin grid
+    span_price_range: float = 0.25
+    span_vol_range: float = 0.25
+    span_extreme_cover: float = 0.35
+    greeks_abs_tol: float = 0.02  # coin of delta
+    greeks_rel_tol: float = 0.05
+    rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sigma_sources if s not in SIGMA_SOURCES]
+        if unknown or not self.sigma_sources:
+            raise ValueError(
+                f"sigma_sources must be a non-empty list of {SIGMA_SOURCES}, got {self.sigma_sources}"
+            )
+        if "constant" in self.sigma_sources and not (self.sigma_constant and self.sigma_constant > 0):
+            raise ValueError("the 'constant' sigma source needs a positive sigma_constant")
+        for name in ("reference_vol", "stress_k", "stress_horizon_days", "target_tenor_days"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class GreeksCheck:
+    """A position whose exchange greeks disagree with ours beyond tolerance."""
+
+    name: str
+    ours_delta: float
+    exchange_delta: float
+
+    def describe(self) -> str:
+        return f"{self.name}: exchange delta {self.exchange_delta:+.4f} vs model {self.ours_delta:+.4f}"
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    as_of: datetime
+    currency: str
+    index_price: float
+    equity_coin: float
+    equity_usd: float
+    book: BookGreeks
+    delta_coin: float  # collateral included
+    delta_usd: float
+    dollar_gamma_usd: float
+    vega_usd: float
+    theta_usd: float
+    gross_notional_usd: float
+    sigma_hat: float | None
+    sigma_raw: float | None
+    sigma_source: str | None
+    vol_estimate: AtmVolEstimate | None
+    reference_vol: float
+    leverage: float
+    signed_leverage: float
+    leverage_iv: float | None
+    leverage_stress: float | None
+    stress_move: float | None
+    gross_leverage: float
+    margin_ratio: float
+    scenarios: tuple[ScenarioResult, ...]
+    worst_scenario: ScenarioResult | None
+    liquidation_move: float | None
+    greeks_divergence: tuple[GreeksCheck, ...]
+    data_age_s: float
+    oldest_figure: str
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def worst_loss_usd(self) -> float:
+        return 0.0 if self.worst_scenario is None else min(0.0, self.worst_scenario.weighted_pnl_usd)
+
+
+def assess(
+    snapshot: AccountSnapshot, settings: RiskSettings, vol_state: VolState, *, now: datetime
+) -> tuple[RiskReport, VolState]:
+    """The risk report of one snapshot, and the volatility state to carry to the next cycle."""
+    as_of = snapshot.server_time
+    cur, index = snapshot.currency, snapshot.index_price
+    equity_usd = snapshot.equity_coin * index
+    if not (equity_usd > 0 and math.isfinite(equity_usd)):
+        raise ValueError(
+            f"account equity must be positive to measure leverage, got {snapshot.equity_coin} {cur}"
+        )
+    positions = [
+        Position(p.instrument, p.size, p.mark_price, p.underlying_price, p.mark_iv)
+        for p in snapshot.positions
+    ]
+    book = book_greeks(
+        positions,
+        as_of=as_of,
+        index_prices={cur: index},
+        collateral={cur: snapshot.equity_coin},
+        rate=settings.rate,
+    )
+    coin = book.underlyings[cur]
+    estimate, raw, source = _sigma(snapshot, settings, as_of)
+    problems = []
+    if raw is None:
+        problems.append(f"σ̂ unavailable from {', '.join(settings.sigma_sources)}")
+        new_vol = vol_state
+    else:
+        new_vol = smooth(
+            vol_state, raw=raw, source=source or "", at=as_of, half_life_s=settings.ewma_half_life_s
+        )
+    sigma_hat = new_vol.value if raw is not None else None
+
+    reval = Revaluation(
+        snapshot.positions, index=index, equity_coin=snapshot.equity_coin, as_of=as_of, rate=settings.rate
+    )
+    grid = deribit_pm_grid(vol_shift=settings.pm_vol_shift) + span_grid(
+        price_range=settings.span_price_range,
+        vol_range=settings.span_vol_range,
+        extreme_cover=settings.span_extreme_cover,
+    )
+    scenarios = reval.run(grid)
+    leverage = abs(coin.delta_usd) / equity_usd
+    stress_move = (
+        None
+        if sigma_hat is None
+        else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
+    )
+    age, oldest = _data_age(snapshot, now)
+    report = RiskReport(
+        as_of=as_of,
+        currency=cur,
+        index_price=index,
+        equity_coin=snapshot.equity_coin,
+        equity_usd=equity_usd,
+        book=book,
+        delta_coin=coin.delta,
+        delta_usd=coin.delta_usd,
+        dollar_gamma_usd=book.dollar_gamma_usd,
+        vega_usd=book.vega_usd,
+        theta_usd=book.theta_usd,
+        gross_notional_usd=book.notional_usd,
+        sigma_hat=sigma_hat,
+        sigma_raw=raw,
+        sigma_source=source,
+        vol_estimate=estimate,
+        reference_vol=settings.reference_vol,
+        leverage=leverage,
+        signed_leverage=coin.delta_usd / equity_usd,
+        leverage_iv=None if sigma_hat is None else leverage * sigma_hat / settings.reference_vol,
+        leverage_stress=None
+        if stress_move is None
+        else reval.stressed_leverage(move=stress_move, equity_usd=equity_usd),
+        stress_move=stress_move,
+        gross_leverage=book.notional_usd / equity_usd,
+        margin_ratio=snapshot.margin_ratio,
+        scenarios=scenarios,
+        worst_scenario=min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None,
+        liquidation_move=reval.liquidation_move(snapshot.maintenance_margin_coin),
+        greeks_divergence=_greeks_divergence(snapshot, book, settings),
+        data_age_s=age,
+        oldest_figure=oldest,
+        problems=tuple(problems),
+    )
+    return report, new_vol
+
+
+def _sigma(
+    snapshot: AccountSnapshot, settings: RiskSettings, as_of: datetime
+) -> tuple[AtmVolEstimate | None, float | None, str | None]:
+    estimate = None
+    for source in settings.sigma_sources:
+        if source == "chain":
+            estimate = atm_vol_30d(
+                snapshot.chain,
+                as_of=as_of,
+                target_years=settings.target_tenor_days / 365.0,
+                min_days=settings.min_expiry_days,
+            )
+            if estimate is not None:
+                return estimate, estimate.vol, "chain"
+        elif source == "index" and snapshot.vol_index is not None and snapshot.vol_index > 0:
+            return estimate, snapshot.vol_index, "index"
+        elif source == "constant" and settings.sigma_constant:
+            return estimate, settings.sigma_constant, "constant"
+    return estimate, None, None
+
+
+def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str]:
+    """Age of the oldest figure the decision rests on, against the controller's clock."""
+    figures = {"index": snapshot.index_observed_at, "hedge ticker": snapshot.hedge.observed_at}
+    figures.update({f"position {p.name}": p.observed_at for p in snapshot.positions})
+    if snapshot.chain:
+        figures["option chain"] = min(c.observed_at for c in snapshot.chain)
+    name, oldest = min(figures.items(), key=lambda item: item[1])
+    return max((now - oldest).total_seconds(), 0.0), name
+
+
+def _greeks_divergence(
+    snapshot: AccountSnapshot, book: BookGreeks, settings: RiskSettings
+) -> tuple[GreeksCheck, ...]:
+    ours = {r.name: r for r in book.positions}
+    flagged = []
+    for p in snapshot.positions:
+        theirs = p.exchange_greeks.delta
+        if theirs is None or p.name not in ours:
+            continue
+        model = ours[p.name].delta
+        if abs(model - theirs) > settings.greeks_abs_tol + settings.greeks_rel_tol * abs(model):
+            flagged.append(GreeksCheck(p.name, model, theirs))
+    return tuple(flagged)

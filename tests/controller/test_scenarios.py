@@ -1,0 +1,139 @@
+"""Full revaluation: the grid against a brute-force loop, liquidation, and convexity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pricing
+from controller.scenarios import Revaluation, deribit_pm_grid, span_grid
+from tests.controller.snapshots import NOW, option_position, perp_position
+
+INDEX = 80_000.0
+OPTIONS = ["BTC-27MAR26-80000-C", "BTC-27MAR26-80000-P", "BTC-24APR26-90000-C", "BTC-26JUN26-60000-P"]
+
+
+def brute_force_pnl(positions, equity_coin, move, shift):
+    """One scenario, one position at a time, with scalar prices."""
+    s_new = INDEX * (1 + move)
+    coin, usd = 0.0, 0.0
+    for p in positions:
+        inst = p.instrument
+        if isinstance(inst, pricing.Option):
+            t = pricing.year_fraction(start=NOW, end=inst.expiry)
+            before = float(
+                pricing.black_price(
+                    forward=p.underlying_price,
+                    strike=inst.strike,
+                    t_years=t,
+                    vol=p.mark_iv,
+                    is_call=inst.is_call,
+                )
+            )
+            f_new = p.underlying_price * (1 + move)
+            after = float(
+                pricing.black_price(
+                    forward=f_new,
+                    strike=inst.strike,
+                    t_years=t,
+                    vol=p.mark_iv * (1 + shift),
+                    is_call=inst.is_call,
+                )
+            )
+            coin += p.size * (after / f_new - before / p.underlying_price)
+        else:
+            coin += p.size * (1 / p.mark_price - 1 / (p.mark_price * (1 + move)))
+    return (equity_coin + coin) * s_new + usd - equity_coin * INDEX
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.floats(-20, 20).filter(lambda x: abs(x) > 0.05), min_size=4, max_size=4),
+    perp=st.floats(-2e6, 2e6),
+    equity=st.floats(0.5, 50),
+    vols=st.lists(st.floats(0.2, 1.5), min_size=4, max_size=4),
+)
+def test_the_grid_equals_a_brute_force_loop(sizes, perp, equity, vols):
+    positions = [
+        option_position(name, size, forward=INDEX * 1.01, vol=vol, index=INDEX)
+        for name, size, vol in zip(OPTIONS, sizes, vols, strict=True)
+    ] + [perp_position(perp, INDEX * 1.0003, INDEX)]
+    reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+    grid = deribit_pm_grid() + span_grid()
+    results = reval.run(grid)
+    for result in results:
+        expected = brute_force_pnl(positions, equity, result.scenario.price_move, result.scenario.vol_shift)
+        assert result.pnl_usd == pytest.approx(expected, rel=1e-9, abs=1e-6 * equity * INDEX)
+
+
+def test_grid_shapes():
+    pm = deribit_pm_grid(vol_shift=0.3)
+    assert len(pm) == 9 * 3 + 4
+    assert sorted({s.price_move for s in pm if "extended" not in s.label}) == pytest.approx(
+        list(np.linspace(-0.16, 0.16, 9))
+    )
+    assert sorted(s.price_move for s in pm if "extended" in s.label) == [-0.66, -0.33, 0.5, 1.0]
+    assert {s.vol_shift for s in pm} == {0.3, 0.0, -0.3}
+    span = span_grid(price_range=0.2, vol_range=0.25, extreme_cover=0.35)
+    assert len(span) == 16
+    assert [s.weight for s in span].count(0.35) == 2
+    assert sorted({round(abs(s.price_move), 9) for s in span}) == pytest.approx(
+        [0.0, 0.2 / 3, 0.4 / 3, 0.2, 0.4]
+    )
+
+
+@pytest.mark.parametrize(("size_usd", "equity"), [(-400_000.0, 1.0), (600_000.0, 2.5), (-2_000_000.0, 20.0)])
+def test_liquidation_move_of_a_lone_inverse_perpetual_matches_the_closed_form(size_usd, equity):
+    mark, mm = INDEX, 0.05 * equity
+    reval = Revaluation([perp_position(size_usd, mark, INDEX)], index=INDEX, equity_coin=equity, as_of=NOW)
+    # equity + q (1/M − 1/(M f)) = MM  ⇒  f = 1 / (1 + (E − MM)·M / q): up for a short, down for a long
+    factor = 1.0 / (1.0 + (equity - mm) * mark / size_usd)
+    assert (factor > 1.0) is (size_usd < 0)
+    assert reval.liquidation_move(mm) == pytest.approx(factor - 1.0, abs=1e-7)
+
+
+def test_no_liquidation_when_no_move_gets_there():
+    # collateral alone, no positions: equity in coin never changes
+    assert Revaluation([], index=INDEX, equity_coin=3.0, as_of=NOW).liquidation_move(0.5) is None
+    assert Revaluation([], index=INDEX, equity_coin=0.4, as_of=NOW).liquidation_move(0.5) == 0.0
+
+
+def straddle(size: float):
+    expiry = "BTC-27MAR26"
+    return [option_position(f"{expiry}-80000-{r}", size, forward=INDEX, vol=0.6, index=INDEX) for r in "CP"]
+
+
+@pytest.mark.parametrize(("size", "more"), [(-10.0, True), (10.0, False)])
+def test_stressed_leverage_sees_convexity(size, more):
+    # delta-neutral book apart from the collateral, hedged to a small net exposure with the perpetual
+    equity = 5.0
+    positions = [*straddle(size), perp_position(-200_000.0, INDEX, INDEX)]
+    book = pricing.book_greeks(
+        [
+            pricing.Position(p.instrument, p.size, p.mark_price, p.underlying_price, p.mark_iv)
+            for p in positions
+        ],
+        as_of=NOW,
+        index_prices={"BTC": INDEX},
+        collateral={"BTC": equity},
+    )
+    leverage = abs(book.delta_usd) / (equity * INDEX)
+    stressed = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW).stressed_leverage(
+        move=0.06, equity_usd=equity * INDEX
+    )
+    assert bool(stressed > leverage) is more
+    assert abs(stressed - leverage) > 0.05
+
+
+def test_expired_options_are_revalued_at_intrinsic():
+    p = option_position("BTC-27MAR26-70000-C", 1.0, forward=INDEX, vol=0.6, index=INDEX)
+    later = p.instrument.expiry + timedelta(hours=1)
+    reval = Revaluation([p], index=INDEX, equity_coin=1.0, as_of=later)
+    pnl = reval.pnl_usd([0.1], [0.0])[0]
+    # base value at intrinsic (10,000 USD / 80,000), after: intrinsic at 88,000
+    coin = 18_000 / 88_000 - 10_000 / 80_000
+    assert pnl == pytest.approx((1.0 + coin) * 88_000 - 80_000)
