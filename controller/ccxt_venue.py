@@ -23,6 +23,7 @@ import ccxt
 
 from controller.deribit_json import build_snapshot, from_us, number, parse_instrument, parse_order
 from controller.venue import (
+    AccessDeniedError,
     AccountSnapshot,
     FatalVenueError,
     InstrumentSpec,
@@ -253,11 +254,11 @@ class CcxtVenue:
         prefix = f"{self.name}: could not {what}"
         table: list[tuple[type, type[VenueError], str]] = [
             # most specific first: PermissionDenied and AccountSuspended subclass AuthenticationError
-            (ccxt.PermissionDenied, FatalVenueError, "the API key lacks permission for this"),
-            (ccxt.AccountSuspended, FatalVenueError, "the account is suspended"),
+            (ccxt.PermissionDenied, AccessDeniedError, "the API key lacks permission for this"),
+            (ccxt.AccountSuspended, AccessDeniedError, "the account is suspended"),
             (
                 ccxt.AuthenticationError,
-                FatalVenueError,
+                AccessDeniedError,
                 "the exchange rejected the API credentials (check LEVCTL_API_KEY and LEVCTL_API_SECRET)",
             ),
             (ccxt.InsufficientFunds, OrderRejectedError, "not enough funds (margin) for this order"),

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from controller import __version__
+from controller.cli_run import config_group, log_command, once, run
 from controller.cli_sim import sim
 from controller.positions_file import PositionsFileError, read_positions
 from controller.render import book_to_dict, greeks_to_dict, print_book, print_greeks
@@ -54,17 +55,6 @@ def _emit_json(payload: dict[str, Any]) -> None:
 @click.version_option(__version__, prog_name="levctl")
 def cli() -> None:
     """levctl: options greeks and volatility-scaled leverage control for crypto derivatives."""
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the book as JSON.")
-def run(as_json: bool) -> None:
-    """Run the main job on the embedded default (no account, no network).
-
-    In this version the controller loop is not built yet: ``run`` values the built-in sample
-    portfolio (a coin-margined BTC account with options and a perpetual hedge) and prints its book.
-    """
-    _show_sample_book(as_json, title="levctl run: embedded default (built-in sample portfolio, no network)")
 
 
 @cli.command()
@@ -258,6 +248,10 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, float]:
 
 
 cli.add_command(sim)
+cli.add_command(run)
+cli.add_command(once)
+cli.add_command(log_command)
+cli.add_command(config_group)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from controller.sim.engine import DEFAULT_START, SimConfig, SimExchange
+from controller.sim.engine import SimConfig, SimExchange
 from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
@@ -51,9 +51,7 @@ def sim() -> None:
     show_default=True,
     help="Starting equity of the account, in BTC.",
 )
-@click.option(
-    "--start", "start_time", metavar="ISO-TIME", help="Virtual start time (UTC) of the stochastic market."
-)
+@click.option("--start", "start_time", metavar="ISO-TIME", help="Virtual start time (UTC) [default: now].")
 def serve(
     port: int,
     seed: int,
@@ -65,7 +63,8 @@ def serve(
     start_time: str | None,
 ) -> None:
     """Serve the Deribit v2 API subset ccxt uses on http://127.0.0.1:PORT (Ctrl-C stops it)."""
-    start = DEFAULT_START
+    # by default the virtual clock starts now, so a controller's data-age guard sees fresh data
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
     if start_time:
         try:
             start = datetime.fromisoformat(start_time).replace(tzinfo=UTC)

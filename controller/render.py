@@ -124,3 +124,83 @@ def print_greeks(console: Console, values: dict[str, float], heading: str) -> No
 
 def _usd(value: float) -> str:
     return f"{value:+,.2f}"
+
+
+def cycle_to_dict(result: Any, mode: str) -> dict[str, Any]:
+    """One cycle for machines: book, leverage figures, decision, orders."""
+    report, decision = result.report, result.decision
+    return {
+        "cycle": result.n,
+        "mode": mode,
+        "book": book_to_dict(report.book),
+        "metrics": dict(decision.metrics),
+        "decision": {
+            "action": decision.action.value,
+            "state": decision.state.value,
+            "reasons": list(decision.reasons),
+            "advice": [a.text for a in decision.advice],
+            "orders": [
+                {
+                    "label": o.label,
+                    "instrument": o.planned.instrument,
+                    "side": o.planned.side.value,
+                    "amount": o.planned.amount,
+                    "status": o.status,
+                    "error": o.error,
+                }
+                for o in result.execution.outcomes
+            ],
+        },
+    }
+
+
+def print_cycle(console: Console, result: Any, mode: str) -> None:
+    report, decision = result.report, result.decision
+    print_book(console, report.book, title=f"Cycle {result.n} ({mode}) on {result.snapshot.venue}")
+    figures = Table(title="leverage", title_justify="left")
+    for column in (
+        "equity $",
+        "delta $",
+        "L",
+        "L_iv",
+        "L_stress",
+        "gross",
+        "σ̂",
+        "L*",
+        "band",
+        "margin ratio",
+        "worst scenario $",
+        "to liquidation",
+    ):
+        figures.add_column(column, justify="right")
+    band = "" if decision.band_low is None else f"[{decision.band_low:+.2f}, {decision.band_high:+.2f}]"
+    figures.add_row(
+        f"{report.equity_usd:,.0f}",
+        f"{report.delta_usd:+,.0f}",
+        f"{report.signed_leverage:+.2f}",
+        _opt(report.leverage_iv, ".2f"),
+        _opt(report.leverage_stress, ".2f"),
+        f"{report.gross_leverage:.2f}",
+        _opt(report.sigma_hat, ".1%"),
+        _opt(decision.target_leverage, "+.2f"),
+        band,
+        f"{report.margin_ratio:.1%}",
+        f"{report.worst_loss_usd:+,.0f}",
+        _opt(report.liquidation_move, "+.1%"),
+    )
+    console.print(figures)
+    console.print(
+        f"[bold]Decision[/bold]: {decision.action.value} ({decision.state.value}) — {decision.reason}"
+    )
+    for outcome in result.execution.outcomes:
+        p = outcome.planned
+        console.print(
+            f"  order {outcome.label}: {p.side.value} {p.amount:g} {p.instrument} → {outcome.status}"
+            + (f" ({outcome.error})" if outcome.error else "")
+        )
+    for advice in decision.advice:
+        console.print(f"  advice: {advice.text}")
+
+
+def _opt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -16,6 +16,7 @@ from controller.deribit_json import build_snapshot, parse_instrument, parse_orde
 from controller.sim.deribit_api import DeribitApi, instrument_json
 from controller.sim.engine import SimError, SimExchange
 from controller.venue import (
+    AccessDeniedError,
     AccountSnapshot,
     FatalVenueError,
     InstrumentSpec,
@@ -155,7 +156,7 @@ def _translate(prefix: str, exc: SimError) -> VenueError:
     if exc.code in _NOT_FOUND:
         return OrderNotFoundError(prefix + ": no such order" + detail)
     if exc.code in _AUTH:
-        return FatalVenueError(prefix + ": unauthorized" + detail)
+        return AccessDeniedError(prefix + ": unauthorized" + detail)
     if exc.code == 10009:
         return OrderRejectedError(prefix + ": not enough funds (margin) for this order" + detail)
     if 10000 <= exc.code < 12000:

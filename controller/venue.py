@@ -245,6 +245,10 @@ class FatalVenueError(VenueError):
     """Bad credentials, missing permission, rejected order, malformed reply: do not retry blindly."""
 
 
+class AccessDeniedError(FatalVenueError):
+    """Bad or missing credentials, or a permission the key lacks: the loop must stop."""
+
+
 class OrderRejectedError(FatalVenueError):
     """The venue refused an order (insufficient funds, invalid amount, post-only would cross …)."""
 

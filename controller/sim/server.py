@@ -216,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "positions": {v.listed.name: v.book.size for v in engine.position_views()},
                 "ledger": engine.ledger(),
                 "orders": len(engine.orders),
+                "order_labels": [o.label for o in engine.orders.values()],
                 "events": [
                     {"time": e.time.isoformat(), "kind": e.kind, "message": e.message} for e in engine.events
                 ],

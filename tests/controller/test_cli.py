@@ -21,15 +21,15 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_run_prints_the_sample_book(runner):
-    result = runner.invoke(cli, ["run"])
+def test_book_prints_the_sample_book(runner):
+    result = runner.invoke(cli, ["book"])
     assert result.exit_code == 0, result.output
     for name in ("BTC-25DEC26-100000-C", "BTC-PERPETUAL", "total positions", "by expiry", "collateral"):
         assert name in result.output
 
 
-def test_run_json_agrees_with_the_library(runner):
-    result = runner.invoke(cli, ["run", "--json"])
+def test_book_json_agrees_with_the_library(runner):
+    result = runner.invoke(cli, ["book", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     account = sample_account()
@@ -49,9 +49,34 @@ def test_run_json_agrees_with_the_library(runner):
 def test_console_script_is_installed_and_runs():
     exe = shutil.which("levctl", path=str(Path(sys.executable).parent))
     assert exe, "the levctl console script is not installed beside this interpreter"
-    done = subprocess.run([exe, "run", "--json"], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([exe, "book", "--json"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["underlyings"]["BTC"]["index_price"] > 0
+
+
+def test_once_prints_book_leverage_and_decision(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["once"])
+    assert result.exit_code == 0, result.output
+    for words in ("BTC-PERPETUAL", "total positions", "leverage", "L_stress", "band", "Decision: REBALANCE", "order lv-"):
+        assert words in result.output, words
+    payload = json.loads(runner.invoke(cli, ["once", "--json", "--dry-run"]).output)
+    assert payload["decision"]["action"] == "REBALANCE" and payload["mode"] == "dry-run"
+    assert payload["decision"]["orders"][0]["status"] == "recommended"
+    assert payload["metrics"]["band_low"] < payload["metrics"]["target_leverage"] < payload["metrics"]["band_high"]
+
+
+def test_log_shows_cycles_orders_and_events(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(cli, ["run", "--cycles", "3"]).exit_code == 0
+    table = runner.invoke(cli, ["log"])
+    assert table.exit_code == 0 and "REBALANCE" in table.output and "lv-" in table.output
+    data = json.loads(runner.invoke(cli, ["log", "--json", "--limit", "2"]).output)
+    assert [c["n"] for c in data["cycles"]] == [2, 3] and data["runs"][0]["status"] == "finished"
+    since = json.loads(runner.invoke(cli, ["log", "--json", "--since", "2026-01-02T09:30"]).output)
+    assert [c["n"] for c in since["cycles"]] == [3]
+    missing = runner.invoke(cli, ["log", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 1 and "no decision log" in missing.output
 
 
 POSITIONS = """instrument,size,mark_price,underlying_price,mark_iv

@@ -41,7 +41,19 @@ def test_sim_serve_runs_answers_ccxt_and_stops_cleanly(tmp_path):
     assert exe
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "sim", "serve", "--port", str(port), "--seed", "3", "--speed", "0"],
+        [
+            exe,
+            "sim",
+            "serve",
+            "--port",
+            str(port),
+            "--seed",
+            "3",
+            "--speed",
+            "0",
+            "--start",
+            "2026-01-02T08:00",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,224 @@
+"""``levctl run``, ``once``, ``log`` and ``config check``: the controller from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import schedule
+from rich.console import Console
+
+from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
+from controller.config import Config, ConfigError, load_config
+from controller.loop import ControllerStopped, CycleResult
+from controller.render import print_cycle
+from controller.review import recent_activity, render_activity
+
+EXIT_STOPPED = 3  # the loop stopped on an error a person must act on (bad credentials …)
+
+
+def _run_options(fn: Any) -> Any:
+    for decorator in reversed(
+        [
+            click.option(
+                "--config",
+                "config_path",
+                type=click.Path(path_type=Path),
+                help="TOML config (default: embedded).",
+            ),
+            click.option(
+                "--db", type=click.Path(path_type=Path), help="Decision log (default: run.db of the config)."
+            ),
+            click.option(
+                "--venue-url", help="Override the REST base URL of a ccxt venue (e.g. http://127.0.0.1:8765)."
+            ),
+            click.option("--dry-run", is_flag=True, help="Advice only: no order can be sent."),
+            click.option(
+                "--live", is_flag=True, help="Needed, with run.allow_live = true, to trade a real account."
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+@click.command()
+@_run_options
+@click.option(
+    "--cycles", type=click.IntRange(min=0), help="Stop after N cycles (default: run.cycles; 0 = forever)."
+)
+def run(
+    config_path: Path | None,
+    db: Path | None,
+    venue_url: str | None,
+    dry_run: bool,
+    live: bool,
+    cycles: int | None,
+) -> None:
+    """Run the controller loop (the embedded default: the simulator, no account, no network)."""
+    config = _load(config_path)
+    logger = _logging(config)
+    controller = _build(config, RunOptions(dry_run, live, db, venue_url), logger)
+    stop = {"asked": False}
+
+    def ask_stop(signum: int, frame: FrameType | None) -> None:
+        stop["asked"] = True
+        logger.info("stop requested: finishing the current cycle")
+
+    previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        controller.start()
+        reason = controller.run(
+            cycles=config.run.cycles if cycles is None else cycles,
+            scheduler=schedule.Scheduler(),
+            should_stop=lambda: stop["asked"],
+        )
+    except ControllerStopped as exc:
+        controller.finish("stopped", str(exc))
+        controller.journal.close()
+        click.echo(f"Error: levctl stopped: {exc}", err=True)
+        sys.exit(EXIT_STOPPED)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    controller.finish("finished", reason)
+    db_path = controller.journal.path
+    controller.journal.close()
+    click.echo(f"levctl: {reason}; decision log {db_path} (run {controller.run_id}, mode {controller.mode})")
+
+
+@click.command()
+@_run_options
+@click.option("--json", "as_json", is_flag=True, help="Print the cycle as JSON.")
+def once(
+    config_path: Path | None, db: Path | None, venue_url: str | None, dry_run: bool, live: bool, as_json: bool
+) -> None:
+    """Run one cycle and print the book, the leverage figures with the band, and the decision."""
+    config = _load(config_path)
+    logger = _logging(config, quiet=True)
+    controller = _build(config, RunOptions(dry_run, live, db, venue_url), logger)
+    try:
+        controller.start()
+        result = controller.cycle()
+    except ControllerStopped as exc:
+        controller.finish("stopped", str(exc))
+        controller.journal.close()
+        click.echo(f"Error: levctl stopped: {exc}", err=True)
+        sys.exit(EXIT_STOPPED)
+    controller.finish("finished", "one cycle")
+    controller.journal.close()
+    _print_result(result, controller.mode, as_json)
+
+
+@click.command(name="log")
+@click.option("--db", type=click.Path(path_type=Path), default=Path("logs/levctl.db"), show_default=True)
+@click.option("--since", metavar="ISO-TIME", help="Only cycles and events at or after this time.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Cycles to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def log_command(db: Path, since: str | None, limit: int, as_json: bool) -> None:
+    """Recent cycles, decisions, orders and events of a decision log."""
+    if not db.exists():
+        raise click.ClickException(f"no decision log at {db} (run `levctl run` first, or pass --db)")
+    activity = recent_activity(db, since=since, limit=limit)
+    if as_json:
+        click.echo(json.dumps(activity, indent=2, default=str))
+    else:
+        render_activity(_console(), activity)
+
+
+@click.group(name="config")
+def config_group() -> None:
+    """Configuration files."""
+
+
+@config_group.command(name="check")
+@click.argument("path", type=click.Path(path_type=Path))
+def config_check(path: Path) -> None:
+    """Validate a config file; print what it will do."""
+    config = _load(path)
+    v = config.venue
+    where = (
+        "the built-in simulator"
+        if v.kind == "sim"
+        else f"{v.ccxt.exchange} ({'testnet' if v.ccxt.sandbox else 'LIVE'})"
+    )
+    click.echo(
+        f"{path}: ok — mode {config.run.mode} on {where}, hedging on {v.hedge_instrument}, "
+        f"policy {config.policy.mode.value} L_base {config.policy.base_leverage:g} "
+        f"band ±{config.policy.band:.0%}, "
+        f"sha256 {config.sha256[:12]}"
+    )
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _build(config: Config, options: RunOptions, logger: logging.Logger) -> Any:
+    try:
+        return build_controller(
+            config, options, log=lambda level, message: logger.log(_LEVELS[level], message)
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _Redact(logging.Filter):
+    """Defence in depth: the API secret and key never reach a log line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets = [s for s in (os.environ.get(API_KEY_ENV), os.environ.get(API_SECRET_ENV)) if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = message.replace(secret, "***")
+        record.msg, record.args = message, ()
+        return True
+
+
+def _logging(config: Config, *, quiet: bool = False) -> logging.Logger:
+    logger = logging.getLogger("levctl")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    log_file = Path(config.run.log_file)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file, encoding="utf-8")]
+    if not quiet:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(_Redact())
+        logger.addHandler(handler)
+    return logger
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _print_result(result: CycleResult, mode: str, as_json: bool) -> None:
+    if result.error is not None:
+        raise click.ClickException(f"the cycle failed: {result.error}")
+    if as_json:
+        from controller.render import cycle_to_dict
+
+        click.echo(json.dumps(cycle_to_dict(result, mode), indent=2, default=str))
+    else:
+        print_cycle(_console(), result, mode)

@@ -1,0 +1,236 @@
+"""Configuration: TOML validated once at load (pydantic), then frozen settings objects.
+
+Unknown keys are rejected; every error names the key path and the rule broken, e.g.
+``config/x.toml: policy.band: must be > 0 and < 1 (got 1.5)``.  Secrets never live here: API key
+and secret come only from ``LEVCTL_API_KEY`` / ``LEVCTL_API_SECRET``.  Every key is documented in
+``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from controller.advice import AdviceLimits
+from controller.ccxt_venue import CcxtVenueSettings
+from controller.policy import GuardSettings, Mode, PolicySettings, RebalanceTo
+from controller.risk import RiskSettings
+
+EMBEDDED_DEFAULT = "embedded default"
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file, key path and rule."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunConfig(_Strict):
+    mode: Literal["dry-run", "paper", "testnet", "live"] = "dry-run"
+    interval_s: NonNegative = 60.0
+    cycles: Annotated[int, Field(ge=0)] = 0  # 0: until stopped
+    label_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,7}$")] = "lv"
+    reconcile: Literal["cancel", "adopt"] = "cancel"
+    kill_switch_file: str = "logs/KILL"
+    db: str = "logs/levctl.db"
+    log_file: str = "logs/levctl.log"
+    allow_live: bool = False
+    order_timeout_s: Positive = 20.0
+    retry_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    retry_base_delay_s: NonNegative = 0.5
+    retry_max_delay_s: NonNegative = 8.0
+
+
+class SimBookEntry(_Strict):
+    kind: Literal["option", "perpetual"]
+    size: float  # coin for options, USD for the perpetual
+    right: Literal["call", "put"] | None = None
+    expiry_days: Positive | None = None  # the listed expiry nearest this many days ahead
+    moneyness: Positive | None = None  # strike / index, the nearest listed strike
+
+    @model_validator(mode="after")
+    def _option_fields(self) -> SimBookEntry:
+        if self.kind == "option" and None in (self.right, self.expiry_days, self.moneyness):
+            raise ValueError("an option entry needs right, expiry_days and moneyness")
+        return self
+
+
+class SimVenueConfig(_Strict):
+    seed: int = 7
+    start: datetime = datetime(2026, 1, 2, 8, tzinfo=UTC)
+    step_s: Positive = 3600.0  # virtual time that passes per cycle
+    initial_balance: Positive = 10.0
+    replay: str | None = None
+    book: tuple[SimBookEntry, ...] = ()
+
+
+class CcxtConfig(_Strict):
+    exchange: Literal["deribit"] = "deribit"
+    sandbox: bool = True
+    rest_url: str | None = None
+    timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+    use_vol_index: bool = False
+
+
+class VenueConfig(_Strict):
+    kind: Literal["sim", "ccxt"] = "sim"
+    currency: Literal["BTC", "ETH"] = "BTC"
+    hedge_instrument: str = "BTC-PERPETUAL"
+    sim: SimVenueConfig = SimVenueConfig()
+    ccxt: CcxtConfig = CcxtConfig()
+
+
+class RiskConfig(_Strict):
+    sigma_sources: tuple[Literal["chain", "index", "constant"], ...] = ("chain", "index")
+    sigma_constant: Positive | None = None
+    reference_vol: Positive = 0.60
+    ewma_half_life_s: NonNegative = 6 * 3600.0
+    target_tenor_days: Positive = 30.0
+    min_expiry_days: NonNegative = 1.0
+    stress_k: Positive = 2.0
+    stress_horizon_days: Positive = 1.0
+    pm_vol_shift: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    span_price_range: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    span_vol_range: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    span_extreme_cover: Annotated[float, Field(ge=0, le=1)] = 0.35
+    greeks_abs_tol: NonNegative = 0.02
+    greeks_rel_tol: NonNegative = 0.05
+
+
+class PolicyConfig(_Strict):
+    mode: Mode = Mode.LONG
+    base_leverage: NonNegative = 1.0
+    min_leverage: NonNegative = 0.0
+    max_leverage: NonNegative = 3.0
+    band: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    rebalance_to: RebalanceTo = RebalanceTo.TARGET
+    neutral_band_usd: Positive = 10_000.0
+    min_order_usd: NonNegative = 100.0
+    max_order_usd: Positive = 1_000_000.0
+    hard_cap: Positive = 5.0
+    cooldown_s: NonNegative = 0.0
+
+
+class GuardConfig(_Strict):
+    max_data_age_s: Positive = 120.0
+    max_price_jump: Positive = 0.15
+    max_margin_ratio: Positive = 0.5
+    max_drawdown: Annotated[float, Field(gt=0, le=1)] = 0.35
+    hold_on_greeks_divergence: bool = True
+
+
+class AdviceConfig(_Strict):
+    max_dollar_gamma_usd: Positive | None = None
+    max_vega_usd: Positive | None = None
+    max_worst_loss_fraction: Positive | None = None
+
+
+class FileConfig(_Strict):
+    run: RunConfig = RunConfig()
+    venue: VenueConfig = VenueConfig()
+    risk: RiskConfig = RiskConfig()
+    policy: PolicyConfig = PolicyConfig()
+    guards: GuardConfig = GuardConfig()
+    advice: AdviceConfig = AdviceConfig()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration and the frozen settings built from it."""
+
+    source: str
+    file: FileConfig
+    risk: RiskSettings
+    policy: PolicySettings
+    guards: GuardSettings
+    advice: AdviceLimits
+
+    @property
+    def run(self) -> RunConfig:
+        return self.file.run
+
+    @property
+    def venue(self) -> VenueConfig:
+        return self.file.venue
+
+    def ccxt_settings(self) -> CcxtVenueSettings:
+        c = self.venue.ccxt
+        return CcxtVenueSettings(
+            exchange=c.exchange,
+            currency=self.venue.currency,
+            hedge_instrument=self.venue.hedge_instrument,
+            sandbox=c.sandbox,
+            rest_url=c.rest_url,
+            timeout_ms=c.timeout_ms,
+            use_vol_index=c.use_vol_index,
+        )
+
+    def as_json(self) -> str:
+        """The whole configuration (it holds no secrets), canonical: the decision log keeps it."""
+        return json.dumps(self.file.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.as_json().encode()).hexdigest()
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read, validate and build the configuration; ``None`` loads the embedded default."""
+    if path is None:
+        text = resources.files("controller").joinpath("default.toml").read_text(encoding="utf-8")
+        source = EMBEDDED_DEFAULT
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        source = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return build_config(raw, source=source)
+
+
+def build_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
+    try:
+        file = FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(source, exc)) from None
+    try:
+        return Config(
+            source=source,
+            file=file,
+            risk=RiskSettings(**{**file.risk.model_dump(), "sigma_sources": tuple(file.risk.sigma_sources)}),
+            policy=PolicySettings(hedge_instrument=file.venue.hedge_instrument, **file.policy.model_dump()),
+            guards=GuardSettings(**file.guards.model_dump()),
+            advice=AdviceLimits(**file.advice.model_dump()),
+        )
+    except ValueError as exc:  # the settings' own cross-field rules (e.g. max_leverage <= hard_cap)
+        section = "risk" if "sigma" in str(exc) else "policy"
+        raise ConfigError(f"{source}: {section}: {exc}") from None
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{source}: {path}: unknown key")
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{source}: {path}: {error['msg'].lower()}{shown}")
+    return "\n".join(lines)
