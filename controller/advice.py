@@ -11,10 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from controller.risk import RiskReport
-from controller.scenarios import Revaluation
 from controller.venue import AccountSnapshot
 
 
@@ -64,7 +61,7 @@ def options_advice(
         limit_usd = limits.max_worst_loss_fraction * report.equity_usd
         loss = -report.worst_scenario.weighted_pnl_usd
         if loss > limit_usd:
-            contribution = _scenario_contributions(report, snapshot)
+            contribution = report.worst_contributions
             advice += _cut(
                 f"worst scenario loss ({report.worst_scenario.scenario.label})",
                 "USD",
@@ -122,17 +119,3 @@ def _cut(
             )
         )
     return out
-
-
-def _scenario_contributions(report: RiskReport, snapshot: AccountSnapshot) -> dict[str, float]:
-    """Each position's P&L in the worst scenario."""
-    assert report.worst_scenario is not None
-    scenario = report.worst_scenario.scenario
-    reval = Revaluation(
-        snapshot.positions, index=report.index_price, equity_coin=report.equity_coin, as_of=report.as_of
-    )
-    options, others = reval.contributions(np.array([scenario.price_move]), np.array([scenario.vol_shift]))
-    weight = scenario.weight
-    values = dict(zip(reval.option_names, options[0] * weight, strict=True))
-    values.update(zip(reval.other_names, others[0] * weight, strict=True))
-    return {k: float(v) for k, v in values.items()}

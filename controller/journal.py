@@ -204,11 +204,14 @@ class Journal:
         """Commit one cycle (its row, positions, orders and events) in a single transaction."""
         with self.db.atomic():
             cycle_id = int(self.db.table("cycles").insert(_clean(record.row)).last_pk or 0)
-            for rows, table in (
-                (record.positions, "positions"),
-                (record.orders, "orders"),
-                (record.events, "events"),
-            ):
+            if record.positions:  # many rows of plain numbers: one executemany, no per-row checks
+                columns = [*POSITION_COLUMNS, "cycle_id"]
+                marks = ", ".join("?" for _ in columns)
+                self.db.conn.executemany(
+                    f"insert into positions ({', '.join(columns)}) values ({marks})",
+                    [[_plain(r.get(c)) for c in POSITION_COLUMNS] + [cycle_id] for r in record.positions],
+                )
+            for rows, table in ((record.orders, "orders"), (record.events, "events")):
                 if rows:
                     self.db.table(table).insert_all(_clean({**r, "cycle_id": cycle_id}) for r in rows)
         return cycle_id
@@ -250,6 +253,26 @@ class Journal:
 def integrity_ok(path: Path) -> bool:
     with sqlite3.connect(path) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+POSITION_COLUMNS = (
+    "instrument",
+    "size",
+    "mark_price",
+    "mark_iv",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "dollar_gamma_usd",
+    "exchange_delta",
+)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -332,19 +332,19 @@ def _cycle_record(
         "rest_calls": snapshot.rest_calls,
         "advice": [a.text for a in decision.advice],
     }
-    exchange = {p.name: p.exchange_greeks.delta for p in snapshot.positions}
+    held = {p.name: p for p in snapshot.positions}
     positions = [
         {
             "instrument": r.name,
             "size": r.size,
-            "mark_price": next((p.mark_price for p in snapshot.positions if p.name == r.name), None),
-            "mark_iv": next((p.mark_iv for p in snapshot.positions if p.name == r.name), None),
+            "mark_price": held[r.name].mark_price if r.name in held else None,
+            "mark_iv": held[r.name].mark_iv if r.name in held else None,
             "delta": r.delta,
             "gamma": r.gamma,
             "vega": r.vega_usd,
             "theta": r.theta_usd,
             "dollar_gamma_usd": r.dollar_gamma_usd,
-            "exchange_delta": exchange.get(r.name),
+            "exchange_delta": held[r.name].exchange_greeks.delta if r.name in held else None,
         }
         for r in report.book.positions
     ]

@@ -22,8 +22,11 @@ implied vol interpolated in total variance), ``index`` (the venue's volatility i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import numpy as np
 
 from controller.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
 from controller.venue import AccountSnapshot
@@ -109,6 +112,7 @@ class RiskReport:
     data_age_s: float
     oldest_figure: str
     problems: tuple[str, ...] = field(default_factory=tuple)
+    worst_contributions: Mapping[str, float] = field(default_factory=dict)  # P&L per position, worst scenario
 
     @property
     def worst_loss_usd(self) -> float:
@@ -165,6 +169,7 @@ def assess(
         else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
     )
     age, oldest = _data_age(snapshot, now)
+    worst = min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None
     report = RiskReport(
         as_of=as_of,
         currency=cur,
@@ -193,14 +198,24 @@ def assess(
         gross_leverage=book.notional_usd / equity_usd,
         margin_ratio=snapshot.margin_ratio,
         scenarios=scenarios,
-        worst_scenario=min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None,
+        worst_scenario=worst,
         liquidation_move=reval.liquidation_move(snapshot.maintenance_margin_coin),
         greeks_divergence=_greeks_divergence(snapshot, book, settings),
         data_age_s=age,
         oldest_figure=oldest,
         problems=tuple(problems),
+        worst_contributions={} if worst is None else _contributions(reval, worst),
     )
     return report, new_vol
+
+
+def _contributions(reval: Revaluation, worst: ScenarioResult) -> dict[str, float]:
+    """Each position's (weighted) P&L in the worst scenario: what the worst-loss advice cuts."""
+    s = worst.scenario
+    options, others = reval.contributions(np.array([s.price_move]), np.array([s.vol_shift]))
+    values = dict(zip(reval.option_names, options[0] * s.weight, strict=True))
+    values.update(zip(reval.other_names, others[0] * s.weight, strict=True))
+    return {name: float(v) for name, v in values.items()}
 
 
 def _sigma(

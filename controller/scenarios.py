@@ -206,7 +206,7 @@ class Revaluation:
             return float(self.equity_coin_at(np.array([move]))[0] - maintenance_margin_coin)
 
         # one vectorised scan of both sides finds the first crossing; Brent's method refines it
-        sides = (np.geomspace(1e-4, max_up, 40), -np.geomspace(1e-4, -max_down, 40))
+        sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
         gaps = np.split(self.equity_coin_at(np.concatenate(sides)) - maintenance_margin_coin, 2)
         candidates = []
         for points, values in zip(sides, gaps, strict=True):

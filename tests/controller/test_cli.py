@@ -58,12 +58,24 @@ def test_once_prints_book_leverage_and_decision(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["once"])
     assert result.exit_code == 0, result.output
-    for words in ("BTC-PERPETUAL", "total positions", "leverage", "L_stress", "band", "Decision: REBALANCE", "order lv-"):
+    for words in (
+        "BTC-PERPETUAL",
+        "total positions",
+        "leverage",
+        "L_stress",
+        "band",
+        "Decision: REBALANCE",
+        "order lv-",
+    ):
         assert words in result.output, words
     payload = json.loads(runner.invoke(cli, ["once", "--json", "--dry-run"]).output)
     assert payload["decision"]["action"] == "REBALANCE" and payload["mode"] == "dry-run"
     assert payload["decision"]["orders"][0]["status"] == "recommended"
-    assert payload["metrics"]["band_low"] < payload["metrics"]["target_leverage"] < payload["metrics"]["band_high"]
+    assert (
+        payload["metrics"]["band_low"]
+        < payload["metrics"]["target_leverage"]
+        < payload["metrics"]["band_high"]
+    )
 
 
 def test_log_shows_cycles_orders_and_events(runner, tmp_path, monkeypatch):

@@ -243,14 +243,16 @@ def test_kill_minus_9_mid_cycle_then_restart(server, testnet_config, tmp_path):
         text=True,
     )
     db = tmp_path / "run.db"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if db.exists() and len(rows(db, "select id from cycles")) >= 3:
-            break
-        time.sleep(0.1)
-    time.sleep(0.15)  # somewhere inside a cycle
-    proc.kill()
-    out, err = proc.communicate(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if db.exists() and len(rows(db, "select id from cycles")) >= 3:
+                break
+            time.sleep(0.1)
+        time.sleep(0.15)  # somewhere inside a cycle
+    finally:  # never leave the bot running, whatever happened above
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert integrity_ok(db)
     before = rows(db, "select * from cycles order by id")
@@ -314,15 +316,20 @@ def test_sigterm_finishes_the_cycle_and_exits_zero(tmp_path):
         [EXE, "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     db = tmp_path / "p.db"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (db.exists() and rows(db, "select id from cycles")):
-        time.sleep(0.1)
-    # a reader while the bot writes (WAL)
-    from controller.review import recent_activity
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (db.exists() and rows(db, "select id from cycles")):
+            time.sleep(0.1)
+        # a reader while the bot writes (WAL)
+        from controller.review import recent_activity
 
-    assert recent_activity(db, limit=5)["cycles"]
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+        assert recent_activity(db, limit=5)["cycles"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:  # never leave the bot running, whatever happened above
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     run = rows(db, "select * from runs")[0]
     assert run["status"] == "finished" and run["exit_reason"] == "stop requested"
