@@ -228,6 +228,32 @@ def test_faults_mid_run_are_events_and_never_duplicate_an_order(server, testnet_
     assert statuses[0] == "rejected"
 
 
+def test_a_failing_cycle_is_recorded_and_the_loop_goes_on(server, testnet_config, tmp_path):
+    # an exchange error that is neither temporary nor about credentials: that cycle fails, the next runs
+    server.post("/_sim/faults", {"method": "private/get_positions", "kind": "error", "code": 11094})
+    result = CliRunner().invoke(cli, ["run", "--config", str(testnet_config), "--cycles", "3"])
+    assert result.exit_code == 0, result.output
+    cycles = rows(tmp_path / "run.db", "select n, action, reason from cycles order by n")
+    assert cycles[0]["action"] == "ERROR" and "11094" in cycles[0]["reason"]
+    assert all(c["action"] != "ERROR" for c in cycles[1:]) and len(cycles) == 3
+    assert (
+        rows(tmp_path / "run.db", "select count(*) as n from events where kind = 'cycle_failed'")[0]["n"] == 1
+    )
+
+
+def test_reconcile_can_adopt_orders_of_an_earlier_run(server, testnet_config, tmp_path):
+    mark = server.client.fetch_ticker("BTC/USD:BTC")["markPrice"]
+    stray = server.client.create_order(
+        "BTC/USD:BTC", "limit", "buy", 10, round(mark * 0.5), params={"label": "lv-old-3-0"}
+    )
+    testnet_config.write_text(testnet_config.read_text().replace("[run]\n", '[run]\nreconcile = "adopt"\n'))
+    result = CliRunner().invoke(cli, ["run", "--config", str(testnet_config), "--cycles", "1"])
+    assert result.exit_code == 0, result.output
+    assert server.client.fetch_order(stray["id"])["status"] == "open"
+    events = rows(tmp_path / "run.db", "select message from events where kind = 'reconcile'")
+    assert any("adopted 1 open order" in e["message"] and "lv-old-3-0" in e["message"] for e in events)
+
+
 # ------------------------------------------------------------------ 5. kill -9 and restart
 
 
