@@ -307,6 +307,74 @@ def bench_rest_calls_per_cycle() -> dict[str, float]:
     return figures
 
 
+def bench_report(cycles: int) -> dict[str, float]:
+    """`levctl report` on a synthetic decision log of many cycles: the summary, and the full page."""
+    import tempfile
+    import time as _time
+    from datetime import timedelta
+    from pathlib import Path
+
+    from controller.journal import Journal
+    from controller.report import load_log, summarize, write_report
+    from controller.sim.engine import DEFAULT_START
+
+    rng = np.random.default_rng(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp) / "big.db")
+        run = journal.start_run(
+            started_at=DEFAULT_START,
+            mode="bench",
+            venue="sim",
+            config_source="bench",
+            config_json="{}",
+            config_sha256="-",
+            version="bench",
+        )
+        lev = 1.0 + np.cumsum(rng.normal(0, 0.01, cycles))
+        equity = 1e6 * np.exp(np.cumsum(rng.normal(0, 0.005, cycles)))
+        rows = [
+            (
+                run,
+                i + 1,
+                (DEFAULT_START + timedelta(hours=i)).isoformat(),
+                "ACTIVE",
+                "REBALANCE" if i % 50 == 0 else "HOLD",
+                "bench",
+                float(equity[i]),
+                90_000.0,
+                0.55,
+                float(lev[i] * equity[i]),
+                float(lev[i]),
+                1.0,
+                0.9,
+                1.1,
+                0.1,
+                -1e5,
+                1.0,
+                0.0,
+                0.0,
+                0.0,
+                -50.0,
+            )
+            for i in range(cycles)
+        ]
+        journal.db.conn.executemany(
+            "insert into cycles (run_id, n, ts, state, action, reason, equity_usd, index_price, sigma_hat, delta_usd, "
+            "signed_leverage, target_leverage, band_low, band_high, margin_ratio, worst_scenario_loss_usd, leverage, "
+            "dollar_gamma_usd, vega_usd, theta_usd, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        journal.db.conn.commit()
+        journal.close()
+        start = _time.perf_counter()
+        summarize(load_log(Path(tmp) / "big.db"))
+        summary_s = _time.perf_counter() - start
+        start = _time.perf_counter()
+        write_report(load_log(Path(tmp) / "big.db"), Path(tmp) / "out", title="bench")
+        report_s = _time.perf_counter() - start
+    return {"report_cycles": cycles, "report_summary_s": summary_s, "report_full_s": report_s}
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -351,6 +419,8 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['cycle_compute_ms_100_positions']:.1f} / {f['cycle_compute_ms_1000_positions']:.1f} ms",
         f"REST calls per whole cycle (real ccxt, HTTP simulator): {f['rest_calls_per_cycle_1_positions']:.0f} "
         f"for 1 position, {f['rest_calls_per_cycle_200_positions']:.0f} for 200   goal: equal, <= 6",
+        f"report on a log of {f['report_cycles']:,} cycles: summary {f['report_summary_s']:.2f} s, "
+        f"full HTML with 5 plots {f['report_full_s']:.2f} s   goal: a few seconds",
     ]
     return "\n".join(lines)
 
@@ -369,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(bench_venue(repeats))
     figures.update(bench_cycle_compute(repeats))
     figures.update(bench_rest_calls_per_cycle())
+    figures.update(bench_report(10_000 if args.quick else 100_000))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")

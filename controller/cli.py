@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from controller import __version__
+from controller.cli_report import report
 from controller.cli_run import config_group, log_command, once, run
 from controller.cli_sim import sim
 from controller.positions_file import PositionsFileError, read_positions
@@ -252,6 +253,7 @@ cli.add_command(run)
 cli.add_command(once)
 cli.add_command(log_command)
 cli.add_command(config_group)
+cli.add_command(report)
 
 
 def main() -> None:
