@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,7 +113,7 @@ def build_controller(
             )
         settings = config.ccxt_settings()
         if options.venue_url:
-            settings = type(settings)(**{**settings.__dict__, "rest_url": options.venue_url})
+            settings = replace(settings, rest_url=options.venue_url)
         clock = lambda: datetime.now(UTC)  # noqa: E731
         venue = CcxtVenue(settings, api_key=key, api_secret=secret, clock=clock)
         advance_fn = None

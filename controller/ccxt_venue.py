@@ -35,6 +35,7 @@ from controller.venue import (
     TemporaryVenueError,
     VenueError,
     check_order,
+    latest_order,
 )
 
 T = TypeVar("T")
@@ -207,7 +208,7 @@ class CcxtVenue:
             ),
         )
         orders = [parse_order(o) for o in found.get("result", [])]
-        return max(orders, key=lambda o: o.created_at) if orders else None
+        return latest_order(orders)
 
     def cancel_order(self, order_id: str) -> OrderState:
         self._ensure_markets()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
@@ -11,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from controller import __version__
 from controller.cli_report import report
 from controller.cli_run import config_group, log_command, once, run
 from controller.cli_sim import sim
 from controller.positions_file import PositionsFileError, read_positions
-from controller.render import book_to_dict, greeks_to_dict, print_book, print_greeks
+from controller.render import book_to_dict, console, greeks_to_dict, print_book, print_greeks
 from controller.sample import sample_account
 from pricing import (
     BookError,
@@ -42,10 +40,6 @@ def _user_errors() -> Iterator[None]:
         yield
     except _USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _emit_json(payload: dict[str, Any]) -> None:
@@ -97,7 +91,7 @@ def book(
     if as_json:
         _emit_json(book_to_dict(valued))
     else:
-        print_book(_console(), valued, title=f"Book of {positions_file}")
+        print_book(console(), valued, title=f"Book of {positions_file}")
 
 
 def _show_sample_book(as_json: bool, title: str) -> None:
@@ -111,7 +105,7 @@ def _show_sample_book(as_json: bool, title: str) -> None:
     if as_json:
         _emit_json(book_to_dict(valued))
     else:
-        print_book(_console(), valued, title=title)
+        print_book(console(), valued, title=title)
 
 
 def _option_inputs(fn: Callable[..., None]) -> Callable[..., None]:
@@ -169,7 +163,7 @@ def greeks_command(
         _emit_json({"t_years": t, **values})
     else:
         print_greeks(
-            _console(),
+            console(),
             values,
             heading=f"{'call' if is_call else 'put'} K={strike:g} F={forward:g} t={t:.6f}y",
         )

@@ -13,12 +13,11 @@ from typing import Any
 
 import click
 import schedule
-from rich.console import Console
 
 from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
 from controller.config import Config, ConfigError, load_config
 from controller.loop import ControllerStopped, CycleResult
-from controller.render import print_cycle
+from controller.render import console, print_cycle
 from controller.review import recent_activity, render_activity
 
 EXIT_STOPPED = 3  # the loop stopped on an error a person must act on (bad credentials …)
@@ -130,7 +129,7 @@ def log_command(db: Path, since: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(activity, indent=2, default=str))
     else:
-        render_activity(_console(), activity)
+        render_activity(console(), activity)
 
 
 @click.group(name="config")
@@ -209,10 +208,6 @@ def _logging(config: Config, *, quiet: bool = False) -> logging.Logger:
     return logger
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-
-
 def _print_result(result: CycleResult, mode: str, as_json: bool) -> None:
     if result.error is not None:
         raise click.ClickException(f"the cycle failed: {result.error}")
@@ -221,4 +216,4 @@ def _print_result(result: CycleResult, mode: str, as_json: bool) -> None:
 
         click.echo(json.dumps(cycle_to_dict(result, mode), indent=2, default=str))
     else:
-        print_cycle(_console(), result, mode)
+        print_cycle(console(), result, mode)

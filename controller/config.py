@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +26,7 @@ from controller.policy import GuardSettings, Mode, PolicySettings, RebalanceTo
 from controller.risk import RiskSettings
 
 EMBEDDED_DEFAULT = "embedded default"
+T = TypeVar("T")
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -209,18 +211,32 @@ def build_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         file = FileConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(source, exc)) from None
+    return Config(
+        source=source,
+        file=file,
+        risk=_section(
+            source,
+            "risk",
+            lambda: RiskSettings(
+                **{**file.risk.model_dump(), "sigma_sources": tuple(file.risk.sigma_sources)}
+            ),
+        ),
+        policy=_section(
+            source,
+            "policy",
+            lambda: PolicySettings(hedge_instrument=file.venue.hedge_instrument, **file.policy.model_dump()),
+        ),
+        guards=GuardSettings(**file.guards.model_dump()),
+        advice=AdviceLimits(**file.advice.model_dump()),
+    )
+
+
+def _section(source: str, name: str, build: Callable[[], T]) -> T:
+    """Build one settings object; its cross-field rules (e.g. max_leverage <= hard_cap) name the section."""
     try:
-        return Config(
-            source=source,
-            file=file,
-            risk=RiskSettings(**{**file.risk.model_dump(), "sigma_sources": tuple(file.risk.sigma_sources)}),
-            policy=PolicySettings(hedge_instrument=file.venue.hedge_instrument, **file.policy.model_dump()),
-            guards=GuardSettings(**file.guards.model_dump()),
-            advice=AdviceLimits(**file.advice.model_dump()),
-        )
-    except ValueError as exc:  # the settings' own cross-field rules (e.g. max_leverage <= hard_cap)
-        section = "risk" if "sigma" in str(exc) else "policy"
-        raise ConfigError(f"{source}: {section}: {exc}") from None
+        return build()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {name}: {exc}") from None
 
 
 def _describe(source: str, exc: ValidationError) -> str:

@@ -283,9 +283,5 @@ def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
             value = json.dumps(value, default=str)
         elif isinstance(value, datetime):
             value = value.isoformat()
-        elif hasattr(value, "item"):  # numpy scalar
-            value = value.item()
-        if isinstance(value, float) and value != value:
-            value = None
-        out[key] = value
+        out[key] = _plain(value)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -178,15 +179,15 @@ def print_cycle(console: Console, result: Any, mode: str) -> None:
         f"{report.equity_usd:,.0f}",
         f"{report.delta_usd:+,.0f}",
         f"{report.signed_leverage:+.2f}",
-        _opt(report.leverage_iv, ".2f"),
-        _opt(report.leverage_stress, ".2f"),
+        fmt_optional(report.leverage_iv, ".2f"),
+        fmt_optional(report.leverage_stress, ".2f"),
         f"{report.gross_leverage:.2f}",
-        _opt(report.sigma_hat, ".1%"),
-        _opt(decision.target_leverage, "+.2f"),
+        fmt_optional(report.sigma_hat, ".1%"),
+        fmt_optional(decision.target_leverage, "+.2f"),
         band,
         f"{report.margin_ratio:.1%}",
         f"{report.worst_loss_usd:+,.0f}",
-        _opt(report.liquidation_move, "+.1%"),
+        fmt_optional(report.liquidation_move, "+.1%"),
     )
     console.print(figures)
     console.print(
@@ -202,5 +203,10 @@ def print_cycle(console: Console, result: Any, mode: str) -> None:
         console.print(f"  advice: {advice.text}")
 
 
-def _opt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def fmt_optional(value: Any, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def console() -> Console:
+    """A console for human output: aligned tables, no colour guessing, wide when piped."""
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from controller.render import fmt_optional
+
 CYCLE_COLUMNS = (
     "id, run_id, n, ts, state, action, reason, equity_usd, index_price, sigma_hat, delta_usd, leverage, "
     "signed_leverage, leverage_iv, leverage_stress, target_leverage, band_low, band_high, margin_ratio, "
@@ -107,12 +109,12 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
             str(c["ts"])[:19],
             c["state"],
             c["action"],
-            _num(c["equity_usd"], ",.0f"),
-            _num(c["signed_leverage"], "+.2f"),
-            _num(c["target_leverage"], "+.2f"),
+            fmt_optional(c["equity_usd"], ",.0f", ""),
+            fmt_optional(c["signed_leverage"], "+.2f", ""),
+            fmt_optional(c["target_leverage"], "+.2f", ""),
             band,
-            _num(c["sigma_hat"], ".1%"),
-            _num(c["leverage_stress"], ".2f"),
+            fmt_optional(c["sigma_hat"], ".1%", ""),
+            fmt_optional(c["leverage_stress"], ".2f", ""),
             (c["reason"] or "")[:90],
         )
     console.print(cycles)
@@ -140,8 +142,8 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
                 f"{o['amount']:g}",
                 o["status"],
                 o["exchange_order_id"] or "",
-                _num(o["filled_amount"], "g"),
-                _num(o["avg_price"], "g"),
+                fmt_optional(o["filled_amount"], "g", ""),
+                fmt_optional(o["avg_price"], "g", ""),
                 (o["error"] or "")[:60],
             )
         console.print(orders)
@@ -155,7 +157,3 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
         for e in notable[-40:]:
             events.add_row(str(e["ts"])[:19], e["level"], e["kind"], e["message"][:120])
         console.print(events)
-
-
-def _num(value: Any, spec: str) -> str:
-    return "" if value is None else format(value, spec)

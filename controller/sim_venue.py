@@ -28,6 +28,7 @@ from controller.venue import (
     TemporaryVenueError,
     VenueError,
     check_order,
+    latest_order,
 )
 
 _TEMPORARY = {10028, 10040, 10041, 10047, 11051}
@@ -131,7 +132,7 @@ class SimVenue:
             {"currency": self.currency, "label": label},
         )
         orders = [parse_order(o) for o in found]
-        return max(orders, key=lambda o: o.created_at) if orders else None
+        return latest_order(orders)
 
     def cancel_order(self, order_id: str) -> OrderState:
         return parse_order(self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}))

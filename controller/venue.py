@@ -194,6 +194,11 @@ class OrderState:
     info: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
+def latest_order(orders: list[OrderState]) -> OrderState | None:
+    """The newest of the orders a label lookup found (a label is sent once, but be safe)."""
+    return max(orders, key=lambda o: o.created_at) if orders else None
+
+
 def check_order(request: OrderRequest, spec: InstrumentSpec) -> None:
     """Refuse what the exchange would refuse or, worse, silently round (ccxt truncates amounts).
 

@@ -146,10 +146,6 @@ def year_fraction(*, start: datetime, end: datetime) -> float:
     return (end - start) / timedelta(seconds=1) / SECONDS_PER_YEAR
 
 
-def is_inverse(instrument: Instrument) -> bool:
-    return instrument.settlement is Settlement.INVERSE
-
-
 __all__ = [
     "EXPIRY_HOUR_UTC",
     "SECONDS_PER_YEAR",
@@ -160,7 +156,6 @@ __all__ = [
     "Perpetual",
     "Settlement",
     "deribit_expiry_code",
-    "is_inverse",
     "parse_deribit_name",
     "year_fraction",
 ]

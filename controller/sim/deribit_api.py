@@ -52,9 +52,6 @@ class DeribitApi:
             "private/get_open_orders_by_instrument": self._open_orders_by_instrument,
         }
 
-    def methods(self) -> list[str]:
-        return sorted(self._methods)
-
     def call(self, method: str, params: Params) -> Any:
         handler = self._methods.get(method)
         if handler is None:

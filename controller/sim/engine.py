@@ -245,8 +245,7 @@ class SimExchange:
             self._accrue_funding(self._now, step_to)
             self._now = step_to
             self._quotes.clear()
-            self._settle_expired()
-            self._list_new_expiries()
+            self._settle_expired()  # lists the next expiries when one passes
             self._match_resting_orders()
             self._liquidate_if_needed()
             if step_to >= target:
@@ -713,6 +712,7 @@ class SimExchange:
             if book is not None and book.size != 0.0:
                 self._settle_position(listed, book, index)
             del self.listed[listed.name]
+        self._list_new_expiries()  # the listing only moves when a listed expiry has passed
 
     def _settle_position(self, listed: Listed, book: PositionBook, index: float) -> None:
         if listed.kind == "option":
