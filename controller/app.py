@@ -25,6 +25,7 @@ from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.loop import Controller
 from controller.sim.engine import SimConfig, SimError, SimExchange
+from controller.sim.listing import ListingParams
 from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
 from controller.sim_venue import SimVenue
 from controller.venue import AccountSnapshot, InstrumentSpec, OrderState, Venue
@@ -97,7 +98,11 @@ def build_controller(
     kill_file = Path(config.run.kill_switch_file)
     if config.venue.kind == "sim":
         engine = _sim_engine(config, log)
-        venue: Venue = SimVenue(engine, hedge_instrument=config.venue.hedge_instrument)
+        venue: Venue = SimVenue(
+            engine,
+            hedge_instrument=config.venue.hedge_instrument,
+            use_vol_index=config.venue.sim.use_vol_index,
+        )
         clock: Callable[[], datetime] = lambda: engine.now  # noqa: E731 - the virtual clock
         step = config.venue.sim.step_s
 
@@ -141,16 +146,28 @@ def build_controller(
     )
 
 
+def engine_config(config: Config) -> SimConfig:
+    sim = config.venue.sim
+    listing = ListingParams(
+        currency=config.venue.currency,
+        weeklies=sim.weeklies,
+        monthlies=sim.monthlies,
+        quarterlies=sim.quarterlies,
+        strikes_each_side=sim.strikes_each_side,
+    )
+    return SimConfig(seed=sim.seed, start=sim.start, initial_balance=sim.initial_balance, listing=listing)
+
+
 def _sim_engine(config: Config, log: Callable[[str, str], None]) -> SimExchange:
     sim = config.venue.sim
-    sim_config = SimConfig(seed=sim.seed, start=sim.start, initial_balance=sim.initial_balance)
+    settings = engine_config(config)
     if sim.replay:
         try:
-            engine = SimExchange(sim_config, path=ReplayPath(load_replay_csv(Path(sim.replay))))
+            engine = SimExchange(settings, path=ReplayPath(load_replay_csv(Path(sim.replay))))
         except ReplayError as exc:
             raise ConfigError(f"{config.source}: venue.sim.replay: {exc}") from None
     else:
-        engine = SimExchange(sim_config)
+        engine = SimExchange(settings)
     for i, entry in enumerate(sim.book):
         name = _book_instrument(engine, entry, config.venue.hedge_instrument)
         direction = "buy" if entry.size > 0 else "sell"

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from controller import __version__
+from controller.cli_replay import replay_command
 from controller.cli_report import report
 from controller.cli_run import config_group, log_command, once, run
 from controller.cli_sim import sim
@@ -248,6 +249,7 @@ cli.add_command(once)
 cli.add_command(log_command)
 cli.add_command(config_group)
 cli.add_command(report)
+cli.add_command(replay_command)
 
 
 def main() -> None:

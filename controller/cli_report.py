@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from controller.replay_metrics import compare_replays, comparison_rows
 from controller.report import load_log, summarize, write_report
 
 
@@ -32,8 +33,12 @@ def report(
         data = load_log(db, since=since, until=until, run_id=run_id)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    runs = {r["id"] for r in data.runs}
+    replays = [r for r in comparison_rows(compare_replays(db)) if r["run"] in runs]
     if as_json:
-        click.echo(json.dumps(asdict(summarize(data)), indent=2))
+        click.echo(json.dumps({**asdict(summarize(data)), "replays": replays}, indent=2))
         return
-    page = write_report(data, out, title=f"levctl report — {db}" + (f", run {run_id}" if run_id else ""))
+    page = write_report(
+        data, out, title=f"levctl report — {db}" + (f", run {run_id}" if run_id else ""), replays=replays
+    )
     click.echo(f"levctl: report written to {page} ({len(data.cycles)} cycles)")

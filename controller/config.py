@@ -75,6 +75,11 @@ class SimVenueConfig(_Strict):
     step_s: Positive = 3600.0  # virtual time that passes per cycle
     initial_balance: Positive = 10.0
     replay: str | None = None
+    use_vol_index: bool = False  # also read the simulated DVOL (the replayed one in a replay)
+    weeklies: Annotated[int, Field(ge=0, le=8)] = 3  # listed expiries of each kind; 0/0/0: perpetual only
+    monthlies: Annotated[int, Field(ge=0, le=12)] = 3
+    quarterlies: Annotated[int, Field(ge=0, le=8)] = 3
+    strikes_each_side: Annotated[int, Field(ge=1, le=40)] = 14
     book: tuple[SimBookEntry, ...] = ()
 
 
@@ -139,6 +144,12 @@ class AdviceConfig(_Strict):
     max_worst_loss_fraction: Positive | None = None
 
 
+class ReplayConfig(_Strict):
+    book: Literal["perpetual", "short-straddle"] = "perpetual"
+    straddle_fraction: Annotated[float, Field(gt=0, le=5)] = 0.5  # coin per leg, × equity in coin
+    straddle_tenor_days: Positive = 30.0
+
+
 class FileConfig(_Strict):
     run: RunConfig = RunConfig()
     venue: VenueConfig = VenueConfig()
@@ -146,6 +157,7 @@ class FileConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
     guards: GuardConfig = GuardConfig()
     advice: AdviceConfig = AdviceConfig()
+    replay: ReplayConfig = ReplayConfig()
 
 
 @dataclass(frozen=True)
@@ -188,11 +200,11 @@ class Config:
         return hashlib.sha256(self.as_json().encode()).hexdigest()
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read, validate and build the configuration; ``None`` loads the embedded default."""
+def load_config(path: Path | None = None, *, embedded: str = "default.toml") -> Config:
+    """Read, validate and build the configuration; ``None`` loads an embedded one (the default)."""
     if path is None:
-        text = resources.files("controller").joinpath("default.toml").read_text(encoding="utf-8")
-        source = EMBEDDED_DEFAULT
+        text = resources.files("controller").joinpath(embedded).read_text(encoding="utf-8")
+        source = EMBEDDED_DEFAULT if embedded == "default.toml" else f"embedded {embedded}"
     else:
         try:
             text = path.read_text(encoding="utf-8")

@@ -3,14 +3,18 @@
 Tables: ``runs``, ``cycles``, ``positions`` (per position per cycle), ``orders``, ``events`` and
 ``meta`` (the schema version, upgraded in place by :data:`MIGRATIONS`).  WAL lets a reader (the
 CLI, datasette, ``sqlite3``) read while the bot writes; a cycle is committed whole or not at all,
-so a ``kill -9`` mid-cycle leaves earlier cycles intact.  Nothing written here holds a secret.
+so a ``kill -9`` mid-cycle leaves earlier cycles intact.  A replay (:mod:`controller.replay`)
+writes through :meth:`Journal.batched`, committing every few thousand cycles instead: it runs on
+a virtual clock and can be run again, so per-cycle durability would only cost time.  Nothing
+written here holds a secret.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -131,7 +135,30 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["run_id", "kind"], if_not_exists=True)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
+def _v3(db: sqlite_utils.Database) -> None:
+    db.table("replays").create(
+        {
+            "id": int,
+            "replay_key": str,  # one `levctl replay` invocation: its runs are compared side by side
+            "run_id": int,
+            "role": str,  # controller | fixed-leverage | buy-and-hold
+            "book": str,
+            "data_source": str,
+            "data_sha256": str,
+            "rows": int,
+            "first_ts": str,
+            "last_ts": str,
+            "gaps": str,  # JSON list of [from, to]
+            "target_vol": float,
+            "ledger": str,  # JSON: the simulator's fees, funding, realised P&L … at the end
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("replays").create_index(["replay_key"], if_not_exists=True)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 @dataclass
@@ -153,6 +180,9 @@ class Journal:
         self.db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
         self.db.execute("PRAGMA busy_timeout = 5000")
         self._migrate()
+        self._commit_every = 0  # 0: every cycle is its own transaction
+        self._uncommitted = 0
+        self._insert_sql: dict[tuple[str, ...], str] = {}
 
     def _migrate(self) -> None:
         with self.db.atomic():
@@ -200,21 +230,54 @@ class Journal:
                 run_id, {"finished_at": finished_at.isoformat(), "status": status, "exit_reason": reason}
             )
 
+    @contextmanager
+    def batched(self, *, cycles_per_commit: int = 2000) -> Iterator[Journal]:
+        """Commit every ``cycles_per_commit`` cycles instead of each, and whatever is left at the end."""
+        self.db.conn.execute("BEGIN")
+        self._commit_every, self._uncommitted = cycles_per_commit, 0
+        try:
+            yield self
+        finally:
+            self._commit_every = 0
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("COMMIT")
+
     def write_cycle(self, record: CycleRecord) -> int:
         """Commit one cycle (its row, positions, orders and events) in a single transaction."""
+        if self._commit_every:
+            cycle_id = self._write_cycle_rows(record)
+            self._uncommitted += 1
+            if self._uncommitted >= self._commit_every:
+                self.db.conn.execute("COMMIT")
+                self.db.conn.execute("BEGIN")
+                self._uncommitted = 0
+            return cycle_id
         with self.db.atomic():
-            cycle_id = int(self.db.table("cycles").insert(_clean(record.row)).last_pk or 0)
-            if record.positions:  # many rows of plain numbers: one executemany, no per-row checks
-                columns = [*POSITION_COLUMNS, "cycle_id"]
-                marks = ", ".join("?" for _ in columns)
-                self.db.conn.executemany(
-                    f"insert into positions ({', '.join(columns)}) values ({marks})",
-                    [[_plain(r.get(c)) for c in POSITION_COLUMNS] + [cycle_id] for r in record.positions],
-                )
-            for rows, table in ((record.orders, "orders"), (record.events, "events")):
-                if rows:
-                    self.db.table(table).insert_all(_clean({**r, "cycle_id": cycle_id}) for r in rows)
+            return self._write_cycle_rows(record)
+
+    def _write_cycle_rows(self, record: CycleRecord) -> int:
+        row = _clean(record.row)
+        columns = tuple(row)
+        sql = self._insert_sql.get(columns)
+        if sql is None:  # one statement per shape of row (a failed cycle has fewer columns)
+            sql = f"insert into cycles ({', '.join(columns)}) values ({', '.join('?' for _ in columns)})"
+            self._insert_sql[columns] = sql
+        cycle_id = int(self.db.conn.execute(sql, list(row.values())).lastrowid or 0)
+        if record.positions:  # many rows of plain numbers: one executemany, no per-row checks
+            columns = [*POSITION_COLUMNS, "cycle_id"]
+            marks = ", ".join("?" for _ in columns)
+            self.db.conn.executemany(
+                f"insert into positions ({', '.join(columns)}) values ({marks})",
+                [[_plain(r.get(c)) for c in POSITION_COLUMNS] + [cycle_id] for r in record.positions],
+            )
+        for rows, table in ((record.orders, "orders"), (record.events, "events")):
+            if rows:
+                self.db.table(table).insert_all(_clean({**r, "cycle_id": cycle_id}) for r in rows)
         return cycle_id
+
+    def record_replay(self, row: Mapping[str, Any]) -> None:
+        with self.db.atomic():
+            self.db.table("replays").insert(_clean(row))
 
     def event(
         self,

@@ -207,6 +207,7 @@ def fmt_optional(value: Any, spec: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, spec)
 
 
-def console() -> Console:
+def console(*, stderr: bool = False) -> Console:
     """A console for human output: aligned tables, no colour guessing, wide when piped."""
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, soft_wrap=False, width=None if stream.isatty() else 160, stderr=stderr)

@@ -259,8 +259,14 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def write_report(data: LogData, out: Path, *, title: str) -> Path:
-    """``report.html`` (images inline, so the file stands alone) and the PNGs beside it."""
+def write_report(
+    data: LogData, out: Path, *, title: str, replays: list[dict[str, Any]] | None = None
+) -> Path:
+    """``report.html`` (images inline, so the file stands alone) and the PNGs beside it.
+
+    ``replays``: rows of :func:`controller.replay_metrics.comparison_rows`, shown as a table of
+    replayed runs side by side (the summary below mixes every run in scope).
+    """
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(data)
     plots = plot(data, out)
@@ -269,6 +275,14 @@ def write_report(data: LogData, out: Path, *, title: str) -> Path:
         parts.append(
             "<p>The decision log has no cycles yet (empty, or the run stopped before its first cycle).</p>"
         )
+    if replays:
+        parts.append(
+            _table(
+                "Replays: the controller beside its baselines",
+                [{k: _fmt_figure(k, v) for k, v in row.items()} for row in replays],
+            )
+        )
+        parts.append(f"<p>{html.escape(REPLAY_NOTE)}</p>")
     parts.append(_table("Summary", [{"figure": k, "value": _fmt(v)} for k, v in asdict(summary).items()]))
     for name, path in plots.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
@@ -315,6 +329,28 @@ def write_report(data: LogData, out: Path, *, title: str) -> Path:
     page = out / "report.html"
     page.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
     return page
+
+
+REPLAY_NOTE = (
+    "vol: annualised volatility of equity over the whole run; vol of vol: standard deviation of its "
+    "30-day rolling value; tracking error: root-mean-square distance of that rolling value from the "
+    "target L_base·σ_ref. Turnover and trades count the controller's filled orders; fees and funding "
+    "come from the simulator's ledger (funding paid is positive when the account paid it)."
+)
+PERCENT_FIGURES = {
+    "target vol",
+    "vol",
+    "vol of vol",
+    "tracking error",
+    "return / yr",
+    "worst day",
+    "max drawdown",
+    "in band",
+}
+
+
+def _fmt_figure(name: str, value: Any) -> Any:
+    return f"{value:.1%}" if name in PERCENT_FIGURES and isinstance(value, float) else value
 
 
 def _table(caption: str, rows: list[dict[str, Any]]) -> str:

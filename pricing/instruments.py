@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -104,6 +105,11 @@ def parse_deribit_name(name: str) -> Instrument:
     """
     if not isinstance(name, str):
         raise InstrumentNameError(f"instrument name must be a string, got {type(name).__name__}")
+    return _parse_name(name)
+
+
+@lru_cache(maxsize=65536)  # instruments are immutable and a chain repeats its names every cycle
+def _parse_name(name: str) -> Instrument:
     match = _NAME.match(name)
     if match is None:
         raise InstrumentNameError(f"cannot parse instrument name {name!r}: expected e.g. {_EXAMPLES}")

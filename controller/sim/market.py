@@ -208,16 +208,21 @@ class ReplayPath:
     def __init__(self, data: ReplayData) -> None:
         self.data = data
         self.start = data.start
+        self._last: tuple[datetime, MarketState] | None = None  # the engine asks for one time many times
 
     def state_at(self, t: datetime) -> MarketState:
+        if self._last is not None and self._last[0] == t:
+            return self._last[1]
         t_ms = t.timestamp() * 1000.0
         i = max(0, int(np.searchsorted(self.data.times_ms, t_ms, side="right")) - 1)
-        return MarketState(
+        state = MarketState(
             time=datetime.fromtimestamp(self.data.times_ms[i] / 1000.0, UTC),
             index=float(self.data.prices[i]),
             atm_vol=float(self.data.vol_index_pct[i]) / 100.0,
             funding_8h=float(self.data.funding_8h[i]),
         )
+        self._last = (t, state)
+        return state
 
     def exhausted(self, t: datetime) -> bool:
         return t > self.data.end

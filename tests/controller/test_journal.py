@@ -20,8 +20,9 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
     db["runs"].insert({"started_at": "2025-12-01T00:00:00", "mode": "paper", "venue": "sim"})
     db.close()
     journal = Journal(path)
-    assert journal.schema_version == SCHEMA_VERSION == 2
+    assert journal.schema_version == SCHEMA_VERSION == 3
     assert any(i.columns == ["label"] for i in journal.db["orders"].indexes)  # added by version 2
+    assert "replay_key" in journal.db["replays"].columns_dict  # added by version 3
     assert journal.db["runs"].count == 1  # data kept
     journal.close()
     assert integrity_ok(path)

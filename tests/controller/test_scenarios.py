@@ -96,6 +96,26 @@ def test_liquidation_move_of_a_lone_inverse_perpetual_matches_the_closed_form(si
     assert reval.liquidation_move(mm) == pytest.approx(factor - 1.0, abs=1e-7)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    perps=st.lists(st.floats(-3e6, 3e6).filter(lambda x: abs(x) > 100), min_size=1, max_size=3),
+    equity=st.floats(0.2, 30),
+    mm_share=st.floats(0.0, 0.9),
+)
+def test_the_linear_closed_form_equals_the_general_search(perps, equity, mm_share):
+    # several inverse perps at different marks: the closed form must land where Brent's method does
+    positions = [perp_position(size, INDEX * (1 + 0.001 * i), INDEX) for i, size in enumerate(perps)]
+    reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+    mm = mm_share * equity
+    closed = reval.liquidation_move(mm)
+    searched = reval._searched_liquidation_move(mm, max_up=9.0, max_down=-0.99)
+    if searched is None:
+        assert closed is None
+    else:
+        assert closed == pytest.approx(searched, abs=1e-9)
+        assert reval.equity_coin_at(np.array([closed]))[0] == pytest.approx(mm, abs=1e-9 * equity)
+
+
 def test_no_liquidation_when_no_move_gets_there():
     # collateral alone, no positions: equity in coin never changes
     assert Revaluation([], index=INDEX, equity_coin=3.0, as_of=NOW).liquidation_move(0.5) is None

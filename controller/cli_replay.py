@@ -1,0 +1,120 @@
+"""``levctl replay``: the controller, and its baselines, on market history."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from controller.config import ConfigError, load_config
+from controller.render import console
+from controller.report import PERCENT_FIGURES
+from controller.replay import replay
+from controller.replay_metrics import compare_replays, comparison_rows
+from controller.sim.market import ReplayError, load_replay_csv
+
+REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}
+
+
+@click.command(name="replay")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Market history CSV: timestamp_ms, btc_usd, dvol (percent), funding_rate_8h.",
+)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (default: the reference book's).")
+@click.option(
+    "--book",
+    type=click.Choice(sorted(REFERENCE_BOOKS)),
+    help="An embedded reference book (default: perpetual). Not with --config, whose [replay] section decides.",
+)
+@click.option("--db", type=click.Path(path_type=Path), help="Decision log (default: run.db of the config).")
+@click.option("--no-baselines", is_flag=True, help="Only the controller: no fixed-leverage and buy-and-hold runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def replay_command(
+    data_path: Path,
+    config_path: Path | None,
+    book: str | None,
+    db: Path | None,
+    no_baselines: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Replay market history through the controller on the simulator, beside its baselines.
+
+    Every run is an ordinary run of the decision log: `levctl report --db DB` shows them all,
+    with the comparison of the runs.
+    """
+    if config_path is not None and book is not None:
+        raise click.UsageError("give --config or --book, not both (a config's [replay] section names its book)")
+    try:
+        config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
+        data = load_replay_csv(data_path)
+    except (ConfigError, ReplayError) as exc:
+        raise click.ClickException(str(exc)) from None
+    db = db or Path(config.run.db)
+    out = console(stderr=True)
+    if data.gaps:
+        out.print(f"[yellow]{len(data.gaps)} gap(s) in {data_path}[/]: reported in the log, not filled")
+        for a, b in data.gaps[:5]:
+            out.print(f"  {a:%Y-%m-%d %H:%M} → {b:%Y-%m-%d %H:%M} ({(b - a).total_seconds() / 3600:.0f} h)")
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description:>15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        disable=quiet or as_json,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(role: str, done: int, total: int) -> None:
+            if role not in tasks:
+                tasks[role] = bar.add_task(role, total=total)
+            bar.update(tasks[role], completed=done)
+
+        try:
+            outcome = replay(config, data, db, baselines=not no_baselines, progress=progress)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    elapsed = time.perf_counter() - started
+    rows = comparison_rows(compare_replays(db, outcome.replay_key))
+    if as_json:
+        click.echo(json.dumps({"replay_key": outcome.replay_key, "db": str(db), "runs": rows}, indent=2))
+        return
+    cycles = sum(r.cycles for r in outcome.runs)
+    out.print(
+        f"levctl: {len(outcome.runs)} run(s), {cycles:,} cycles in {elapsed:.1f} s "
+        f"({cycles / elapsed:,.0f} cycles/s); decision log {db}, replay {outcome.replay_key}"
+    )
+    console().print(comparison_table(rows, title=f"{config.file.replay.book} book on {data_path.name}"))
+    out.print(f"levctl report --db {db}   # plots and tables of these runs")
+
+
+def comparison_table(rows: list[dict[str, object]], *, title: str) -> Table:
+    table = Table(title=title)
+    columns = [k for k in rows[0] if k not in ("book",)] if rows else []
+    for name in columns:
+        table.add_column(name, justify="left" if name == "role" else "right")
+    for row in rows:
+        table.add_row(*(_cell(name, row[name]) for name in columns))
+    return table
+
+
+def _cell(name: str, value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if name in PERCENT_FIGURES:
+            return f"{value:.1%}"
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)

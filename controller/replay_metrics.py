@@ -1,0 +1,186 @@
+"""Figures that compare replayed runs, computed from the decision log alone.
+
+For one run's cycles (equity in USD at each cycle time):
+
+* ``vol`` — annualised volatility of equity: ``sqrt(Σ r² / Σ Δt)`` over log returns between
+  cycles, Δt in years (no mean is removed: the usual realised-volatility estimator);
+* ``rolling vol`` — the same over each trailing 30-day window, evaluated at every cycle from
+  the 30th day on; ``vol_of_vol`` is its standard deviation (how much the risk moves around) and
+  ``tracking_error`` its root-mean-square distance from the target ``L_base · σ_ref`` — the
+  figure that says whether volatility targeting held the equity's volatility near its target;
+* ``worst_day`` — the worst UTC-day return of equity; ``max_drawdown`` from the running peak;
+* ``turnover`` — USD notional of the controller's filled orders, and per year as a multiple of
+  mean equity; fees and funding in USD from the simulator's ledger (each valued at the index of
+  the cycle that booked it); ``share_in_band`` — cycles whose leverage was inside the band.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+YEAR_S = 365.0 * 86400.0
+WINDOW_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class EquityFigures:
+    years: float
+    return_annualised: float | None
+    vol: float | None
+    vol_of_vol: float | None
+    tracking_error: float | None
+    worst_day: float | None
+    max_drawdown: float | None
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    replay_key: str
+    run_id: int
+    role: str
+    book: str
+    target_vol: float | None
+    cycles: int
+    equity_start_usd: float | None
+    equity_end_usd: float | None
+    figures: EquityFigures
+    turnover_usd: float
+    turnover_per_year: float | None
+    fees_usd: float | None
+    funding_usd: float | None
+    share_in_band: float | None
+    trades: int  # the controller's filled orders (a dry run's recommendations are not trades)
+
+
+def equity_figures(
+    times_s: np.ndarray, equity: np.ndarray, *, target_vol: float | None, window_days: float = WINDOW_DAYS
+) -> EquityFigures:
+    """The figures of one equity path (``times_s`` in epoch seconds, increasing; ``equity`` > 0)."""
+    times_s, equity = np.asarray(times_s, dtype=float), np.asarray(equity, dtype=float)
+    if times_s.size < 3 or not np.all(equity > 0):
+        return EquityFigures(0.0, None, None, None, None, None, None)
+    years = float(times_s[-1] - times_s[0]) / YEAR_S
+    r = np.diff(np.log(equity))
+    dt = np.diff(times_s) / YEAR_S
+    vol = math.sqrt(float(np.sum(r * r)) / float(np.sum(dt)))
+    rolling = _rolling_vol(times_s, r, dt, window_days)
+    peak = np.maximum.accumulate(equity)
+    return EquityFigures(
+        years=years,
+        return_annualised=float((equity[-1] / equity[0]) ** (1.0 / years) - 1.0) if years > 0 else None,
+        vol=vol,
+        vol_of_vol=float(np.std(rolling)) if rolling.size > 1 else None,
+        tracking_error=(
+            float(np.sqrt(np.mean((rolling - target_vol) ** 2)))
+            if rolling.size and target_vol is not None
+            else None
+        ),
+        worst_day=_worst_day(times_s, equity),
+        max_drawdown=float(np.max(1.0 - equity / peak)),
+    )
+
+
+def _rolling_vol(times_s: np.ndarray, r: np.ndarray, dt: np.ndarray, window_days: float) -> np.ndarray:
+    """Annualised vol over each trailing window (returns ending at cycles 30 days after the start on)."""
+    ends = times_s[1:]
+    sq, yrs = np.concatenate([[0.0], np.cumsum(r * r)]), np.concatenate([[0.0], np.cumsum(dt)])
+    first = np.searchsorted(ends, ends - window_days * 86400.0, side="left")
+    full = ends - window_days * 86400.0 >= times_s[0]
+    stop = np.arange(1, ends.size + 1)
+    span = yrs[stop] - yrs[first]
+    ok = full & (span > 0)
+    return np.sqrt((sq[stop] - sq[first])[ok] / span[ok])
+
+
+def _worst_day(times_s: np.ndarray, equity: np.ndarray) -> float | None:
+    days = np.floor(times_s / 86400.0)
+    last_of_day = np.flatnonzero(np.diff(days) != 0)  # the last cycle of each day but the final one
+    closes = np.concatenate([equity[last_of_day], equity[-1:]])
+    return float(np.min(closes[1:] / closes[:-1] - 1.0)) if closes.size > 1 else None
+
+
+def compare_replays(db: Path, replay_key: str | None = None) -> list[RunComparison]:
+    """Every replayed run in the log (or one replay's), with its figures; [] for a log without any."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+        if "replays" not in tables:
+            return []
+        where, args = ("where replay_key = ?", [replay_key]) if replay_key else ("", [])
+        replays = [dict(r) for r in conn.execute(f"select * from replays {where} order by id", args)]
+        return [_compare_run(conn, row) for row in replays]
+
+
+def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunComparison:
+    run_id = replay["run_id"]
+    cycles = conn.execute(
+        "select id, ts, equity_usd, signed_leverage, band_low, band_high, action from cycles "
+        "where run_id = ? and action != 'ERROR' and equity_usd is not null order by id",
+        [run_id],
+    ).fetchall()
+    times = np.array([datetime.fromisoformat(c["ts"]).timestamp() for c in cycles])
+    equity = np.array([c["equity_usd"] for c in cycles], dtype=float)
+    figures = equity_figures(times, equity, target_vol=replay["target_vol"])
+    banded = [c for c in cycles if c["band_low"] is not None and c["signed_leverage"] is not None]
+    inside = sum(1 for c in banded if c["band_low"] <= c["signed_leverage"] <= c["band_high"])
+    filled = conn.execute(
+        "select request from orders where run_id = ? and status = 'filled'", [run_id]
+    ).fetchall()
+    turnover = sum(json.loads(o["request"] or "{}").get("notional_usd", 0.0) for o in filled)
+    ledger = json.loads(replay["ledger"] or "{}")
+    mean_equity = float(np.mean(equity)) if equity.size else 0.0
+    return RunComparison(
+        replay_key=replay["replay_key"],
+        run_id=run_id,
+        role=replay["role"],
+        book=replay["book"],
+        target_vol=replay["target_vol"],
+        cycles=len(cycles),
+        equity_start_usd=float(equity[0]) if equity.size else None,
+        equity_end_usd=float(equity[-1]) if equity.size else None,
+        figures=figures,
+        turnover_usd=turnover,
+        turnover_per_year=(
+            turnover / mean_equity / figures.years if mean_equity > 0 and figures.years > 0 else None
+        ),
+        fees_usd=ledger.get("fees_usd"),
+        funding_usd=ledger.get("funding_usd"),
+        share_in_band=inside / len(banded) if banded else None,
+        trades=len(filled),
+    )
+
+
+def comparison_rows(runs: list[RunComparison]) -> list[dict[str, Any]]:
+    """One flat row per run, for tables and JSON."""
+    rows = []
+    for r in runs:
+        f = r.figures
+        rows.append(
+            {
+                "run": r.run_id,
+                "book": r.book,
+                "role": r.role,
+                "target vol": r.target_vol,
+                "vol": f.vol,
+                "vol of vol": f.vol_of_vol,
+                "tracking error": f.tracking_error,
+                "return / yr": f.return_annualised,
+                "worst day": f.worst_day,
+                "max drawdown": f.max_drawdown,
+                "turnover / yr": r.turnover_per_year,
+                "fees USD": r.fees_usd,
+                "funding paid USD": None if r.funding_usd is None else -r.funding_usd,
+                "in band": r.share_in_band,
+                "trades": r.trades,
+                "equity end USD": r.equity_end_usd,
+            }
+        )
+    return rows
