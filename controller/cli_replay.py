@@ -13,7 +13,7 @@ from rich.table import Table
 from controller.config import ConfigError, load_config
 from controller.render import console
 from controller.report import PERCENT_FIGURES
-from controller.replay import replay
+from controller.replay import ROLES, replay
 from controller.replay_metrics import compare_replays, comparison_rows
 from controller.sim.market import ReplayError, load_replay_csv
 
@@ -83,7 +83,7 @@ def replay_command(
             bar.update(tasks[role], completed=done)
 
         try:
-            outcome = replay(config, data, db, baselines=not no_baselines, progress=progress)
+            outcome = replay(config, data, db, roles=ROLES[:1] if no_baselines else ROLES, progress=progress)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started

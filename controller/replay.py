@@ -140,17 +140,20 @@ def replay(
     data: ReplayData,
     db: Path,
     *,
-    baselines: bool = True,
+    roles: tuple[str, ...] = ROLES,
     progress: Progress = lambda role, done, total: None,
 ) -> ReplayOutcome:
     """Run the controller (and its baselines) over the history; every run lands in ``db``."""
     check_replay_config(config)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ValueError(f"replay roles must be some of {ROLES}, got {roles}")
     key = uuid.uuid4().hex[:12]
     digest = hashlib.sha256(data.times_ms.tobytes() + data.prices.tobytes()).hexdigest()
     journal = Journal(db)
     try:
         runs = []
-        for role in ROLES if baselines else ROLES[:1]:
+        for role in roles:
             run = _replay_once(role_config(config, role), data, journal, role=role, progress=progress)
             journal.record_replay(
                 {

@@ -157,3 +157,19 @@ def test_expired_options_are_revalued_at_intrinsic():
     # base value at intrinsic (10,000 USD / 80,000), after: intrinsic at 88,000
     coin = 18_000 / 88_000 - 10_000 / 80_000
     assert pnl == pytest.approx((1.0 + coin) * 88_000 - 80_000)
+
+
+@settings(max_examples=20, deadline=None)
+@given(size=st.floats(-30, -1), perp=st.floats(-1e6, 1e6), equity=st.floats(2, 20), mm_share=st.floats(0.05, 0.6))
+def test_the_liquidation_move_of_an_option_book_is_the_first_crossing(size, perp, equity, mm_share):
+    # a short straddle (concave: crossings on both sides) with a perpetual hedge
+    positions = [*straddle(size), perp_position(perp, INDEX, INDEX)]
+    reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+    mm = mm_share * equity
+    move = reval.liquidation_move(mm)
+    reach = 9.0 if move is None else abs(move) * (1 - 1e-6)
+    if move is not None:
+        assert reval.equity_coin_at(np.array([move]))[0] == pytest.approx(mm, abs=1e-9 * equity)
+    # no smaller move on either side (none at all in the searched range) reaches the margin
+    inside = np.concatenate([np.linspace(0, reach, 2000), -np.linspace(0, min(reach, 0.99), 2000)])
+    assert np.all(reval.equity_coin_at(inside) > mm)
