@@ -375,6 +375,64 @@ def bench_report(cycles: int) -> dict[str, float]:
     return {"report_cycles": cycles, "report_summary_s": summary_s, "report_full_s": report_s}
 
 
+def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
+    """`levctl replay` of the real 2-hour history (the controller run only): rows per second for the
+    perpetual book and the short-straddle book, and for the perpetual book with the live loop's
+    journaling (one commit per cycle) as the baseline the batched replay journal is measured against."""
+    import tempfile
+    import time as _time
+    from dataclasses import replace
+    from pathlib import Path
+    from unittest import mock
+
+    from controller.config import load_config
+    from controller.journal import Journal
+    from controller.replay import replay
+    from controller.sim.market import load_replay_csv
+
+    folder = os.environ.get("LEVCTL_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    source = Path(folder) / "btc_2h_dvol_funding.csv"
+    if not source.exists():
+        return {}
+    full = load_replay_csv(source)
+
+    def head(n: int):  # type: ignore[no-untyped-def]
+        cut = full.times_ms[n - 1]
+        return replace(
+            full,
+            times_ms=full.times_ms[:n],
+            prices=full.prices[:n],
+            vol_index_pct=full.vol_index_pct[:n],
+            funding_8h=full.funding_8h[:n],
+            gaps=tuple(g for g in full.gaps if g[1].timestamp() * 1000 <= cut),
+        )
+
+    def rate(book: str, n: int) -> float:
+        config = load_config(None, embedded=f"replay-{book}.toml")
+        with tempfile.TemporaryDirectory() as tmp:
+            start = _time.perf_counter()
+            replay(config, head(n), Path(tmp) / "r.db", roles=("controller",))
+            return n / (_time.perf_counter() - start)
+
+    perp = rate("perpetual", rows)
+    with mock.patch.object(Journal, "batched", lambda self, **_: _no_batch(self)):
+        per_cycle = rate("perpetual", min(rows, 3000))
+    return {
+        "replay_rows": rows,
+        "replay_perp_rows_per_s": perp,
+        "replay_perp_full_file_s": full.times_ms.size / perp,
+        "replay_perp_commit_per_cycle_rows_per_s": per_cycle,
+        "replay_straddle_rows": straddle_rows,
+        "replay_straddle_rows_per_s": rate("straddle", straddle_rows),
+    }
+
+
+def _no_batch(journal):  # type: ignore[no-untyped-def]
+    import contextlib
+
+    return contextlib.nullcontext(journal)
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -422,6 +480,18 @@ def report(figures: dict[str, Any]) -> str:
         f"report on a log of {f['report_cycles']:,} cycles: summary {f['report_summary_s']:.2f} s, "
         f"full HTML with 5 plots {f['report_full_s']:.2f} s   goal: a few seconds",
     ]
+    if "replay_perp_rows_per_s" in f:
+        lines += [
+            f"replay of the real 2-hour history, perpetual book ({f['replay_rows']:,} rows): "
+            f"{f['replay_perp_rows_per_s']:,.0f} cycles/s, the full file in {f['replay_perp_full_file_s']:.1f} s   "
+            "goal >= 2,000 cycles/s",
+            f"  vs one commit per cycle (the live loop's journal): {f['replay_perp_commit_per_cycle_rows_per_s']:,.0f}"
+            f" cycles/s -> batching {f['replay_perp_rows_per_s'] / f['replay_perp_commit_per_cycle_rows_per_s']:.2f}x",
+            f"  short-straddle book ({f['replay_straddle_rows']:,} rows, 52 listed options revalued "
+            f"every cycle): {f['replay_straddle_rows_per_s']:,.0f} cycles/s",
+        ]
+    else:
+        lines.append("replay: ../shared/data/btc_2h_dvol_funding.csv not found, not measured")
     return "\n".join(lines)
 
 
@@ -440,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(bench_cycle_compute(repeats))
     figures.update(bench_rest_calls_per_cycle())
     figures.update(bench_report(10_000 if args.quick else 100_000))
+    figures.update(bench_replay(*((1_000, 200) if args.quick else (18_782, 2_000))))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")

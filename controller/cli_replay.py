@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from controller.config import ConfigError, load_config
 from controller.render import console
-from controller.report import PERCENT_FIGURES
 from controller.replay import ROLES, replay
 from controller.replay_metrics import compare_replays, comparison_rows
+from controller.report import PERCENT_FIGURES
 from controller.sim.market import ReplayError, load_replay_csv
 
 REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}
@@ -28,14 +28,21 @@ REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "repl
     required=True,
     help="Market history CSV: timestamp_ms, btc_usd, dvol (percent), funding_rate_8h.",
 )
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (default: the reference book's).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="TOML config (default: the reference book's).",
+)
 @click.option(
     "--book",
     type=click.Choice(sorted(REFERENCE_BOOKS)),
-    help="An embedded reference book (default: perpetual). Not with --config, whose [replay] section decides.",
+    help="An embedded reference book (default: perpetual); not with --config (its [replay] decides).",
 )
 @click.option("--db", type=click.Path(path_type=Path), help="Decision log (default: run.db of the config).")
-@click.option("--no-baselines", is_flag=True, help="Only the controller: no fixed-leverage and buy-and-hold runs.")
+@click.option(
+    "--no-baselines", is_flag=True, help="Only the controller: no fixed-leverage and buy-and-hold runs."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay_command(
@@ -53,7 +60,9 @@ def replay_command(
     with the comparison of the runs.
     """
     if config_path is not None and book is not None:
-        raise click.UsageError("give --config or --book, not both (a config's [replay] section names its book)")
+        raise click.UsageError(
+            "give --config or --book, not both (a config's [replay] section names its book)"
+        )
     try:
         config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
         data = load_replay_csv(data_path)
@@ -75,7 +84,7 @@ def replay_command(
         disable=quiet or as_json,
         transient=False,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(role: str, done: int, total: int) -> None:
             if role not in tasks:
@@ -104,7 +113,7 @@ def comparison_table(rows: list[dict[str, object]], *, title: str) -> Table:
     table = Table(title=title)
     columns = [k for k in rows[0] if k not in ("book",)] if rows else []
     for name in columns:
-        table.add_column(name, justify="left" if name == "role" else "right")
+        table.add_column(name, justify="left" if name == "role" else "right", no_wrap=name == "role")
     for row in rows:
         table.add_row(*(_cell(name, row[name]) for name in columns))
     return table

@@ -264,10 +264,10 @@ class Journal:
             self._insert_sql[columns] = sql
         cycle_id = int(self.db.conn.execute(sql, list(row.values())).lastrowid or 0)
         if record.positions:  # many rows of plain numbers: one executemany, no per-row checks
-            columns = [*POSITION_COLUMNS, "cycle_id"]
-            marks = ", ".join("?" for _ in columns)
+            names = [*POSITION_COLUMNS, "cycle_id"]
+            marks = ", ".join("?" for _ in names)
             self.db.conn.executemany(
-                f"insert into positions ({', '.join(columns)}) values ({marks})",
+                f"insert into positions ({', '.join(names)}) values ({marks})",
                 [[_plain(r.get(c)) for c in POSITION_COLUMNS] + [cycle_id] for r in record.positions],
             )
         for rows, table in ((record.orders, "orders"), (record.events, "events")):

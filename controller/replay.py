@@ -100,14 +100,15 @@ class ShortStraddleBook(ReplayBook):
         size = math.floor(self.fraction * engine.account().equity / lot + 1e-9) * lot
         if size < lot:
             return ["book: equity too small for one option lot; no straddle sold"]
-        sold = []
+        sold: list[str] = []
         for i, leg in enumerate(sorted(legs, key=lambda x: not x.is_call)):
             request = OrderRequest(leg.name, Side.SELL, round(size, 8), f"{label}-{i}")
             try:
                 state = venue.place_order(request)
             except VenueError as exc:
                 return [*sold, f"book: could not sell {leg.name}: {exc}"]
-            sold.append(f"book: sold {size:g} {leg.name} at {state.average_price} (short straddle)")
+            price = "?" if state.average_price is None else f"{state.average_price:.4f}"
+            sold.append(f"book: sold {size:g} {leg.name} at {price} BTC (short straddle)")
         return sold
 
 
@@ -132,7 +133,9 @@ def check_replay_config(config: Config) -> None:
     if config.venue.kind != "sim":
         raise ConfigError(f"{config.source}: venue.kind: a replay runs on the simulator ('sim')")
     if config.run.mode not in ("paper", "dry-run"):
-        raise ConfigError(f"{config.source}: run.mode: a replay runs 'paper' (or 'dry-run'), not {config.run.mode!r}")
+        raise ConfigError(
+            f"{config.source}: run.mode: a replay runs 'paper' (or 'dry-run'), not {config.run.mode!r}"
+        )
 
 
 def replay(
@@ -177,11 +180,19 @@ def replay(
     return ReplayOutcome(key, tuple(runs), data.gaps)
 
 
-def _replay_once(config: Config, data: ReplayData, journal: Journal, *, role: str, progress: Progress) -> ReplayRun:
+def _replay_once(
+    config: Config, data: ReplayData, journal: Journal, *, role: str, progress: Progress
+) -> ReplayRun:
     engine = SimExchange(engine_config(config), path=ReplayPath(data))
-    venue = SimVenue(engine, hedge_instrument=config.venue.hedge_instrument, use_vol_index=config.venue.sim.use_vol_index)
+    venue = SimVenue(
+        engine, hedge_instrument=config.venue.hedge_instrument, use_vol_index=config.venue.sim.use_vol_index
+    )
     passive = role == "buy-and-hold" or config.run.mode == "dry-run"
-    executor = DryRunExecutor() if passive else OrderExecutor(venue, order_timeout_s=config.run.order_timeout_s, sleep=lambda s: None)
+    executor = (
+        DryRunExecutor()
+        if passive
+        else OrderExecutor(venue, order_timeout_s=config.run.order_timeout_s, sleep=lambda s: None)
+    )
     controller = Controller(
         config=config,
         venue=venue,
@@ -194,10 +205,19 @@ def _replay_once(config: Config, data: ReplayData, journal: Journal, *, role: st
     book = ReplayBook() if role == "buy-and-hold" else reference_book(config)
     for a, b in data.gaps:
         hours = (b - a).total_seconds() / 3600.0
-        journal.event(run_id=controller.run_id, ts=a, level="warning", kind="data_gap", message=f"no market data from {a.isoformat()} to {b.isoformat()} ({hours:.0f} h): the clock jumps over it, nothing is filled")
+        journal.event(
+            run_id=controller.run_id,
+            ts=a,
+            level="warning",
+            kind="data_gap",
+            message=f"no market data from {a.isoformat()} to {b.isoformat()} ({hours:.0f} h): "
+            "the clock jumps over it, nothing is filled",
+        )
     flows = _CashFlows(engine)
     if role == "buy-and-hold":
-        _take_base_leverage(engine, venue, config, label=f"{config.run.label_prefix}-{controller.run_key}-hold")
+        _take_base_leverage(
+            engine, venue, config, label=f"{config.run.label_prefix}-{controller.run_key}-hold"
+        )
     times = data.times_ms
     total = int(times.size)
     failed = 0
@@ -253,5 +273,6 @@ def _take_base_leverage(engine: SimExchange, venue: SimVenue, config: Config, *,
     try:
         venue.place_order(OrderRequest(config.venue.hedge_instrument, side, abs(amount), label))
     except (VenueError, SimError) as exc:
-        raise ConfigError(f"buy-and-hold could not take its starting position at {index:,.0f}: {exc}") from None
-
+        raise ConfigError(
+            f"buy-and-hold could not take its starting position at {index:,.0f}: {exc}"
+        ) from None

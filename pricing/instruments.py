@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 EXPIRY_HOUR_UTC = 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
@@ -32,3 +33,5 @@ def test_quick_benchmark_reports_named_figures(capsys):
         == figures["rest_calls_per_snapshot_200_positions"]
         <= 6
     )
+    if os.environ.get("LEVCTL_REQUIRE_SHARED_DATA") == "1":  # the replay figures need the real history
+        assert figures["replay_perp_rows_per_s"] > 0 and figures["replay_straddle_rows_per_s"] > 0

@@ -25,9 +25,11 @@ def test_shipped_configs_are_valid():
     )  # dry-run until you say so
 
 
-def test_the_packaged_default_is_config_default_toml():
-    packaged = (ROOT / "controller" / "default.toml").read_text()
-    assert packaged == (ROOT / "config" / "default.toml").read_text()
+@pytest.mark.parametrize("name", ["default.toml", "replay-perpetual.toml", "replay-straddle.toml"])
+def test_the_packaged_configs_are_the_ones_in_config(name):
+    packaged = (ROOT / "controller" / name).read_text()
+    assert packaged == (ROOT / "config" / name).read_text()
+    load_config(ROOT / "config" / name)  # and they validate
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,14 @@ def rows(db: Path, sql: str, *args) -> list[dict]:
         return [dict(r) for r in conn.execute(sql, args)]
 
 
+def has_cycles(db: Path) -> bool:
+    """Whether the bot has committed a cycle (the file exists before its tables do)."""
+    try:
+        return db.exists() and bool(rows(db, "select id from cycles"))
+    except sqlite3.OperationalError:
+        return False
+
+
 class Server:
     """`levctl sim serve` in a subprocess, on a free port of 127.0.0.1."""
 
@@ -344,7 +352,7 @@ def test_sigterm_finishes_the_cycle_and_exits_zero(tmp_path):
     db = tmp_path / "p.db"
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (db.exists() and rows(db, "select id from cycles")):
+        while time.monotonic() < deadline and not has_cycles(db):
             time.sleep(0.1)
         # a reader while the bot writes (WAL)
         from controller.review import recent_activity

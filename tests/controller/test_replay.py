@@ -97,7 +97,13 @@ def test_a_synthetic_history_gives_the_known_leverage_path_trades_and_pnl(tmp_pa
         return round((target * equity(s) * s - (equity(s) * s + size)) / 10) * 10
 
     expected_leverage, expected_equity, expected_orders = [], [], []
-    plan = [(50_000, 1.5, ask), (50_000, None, None), (35_000, None, None), (35_000, 1.5, bid), (35_000, 0.75, bid)]
+    plan = [
+        (50_000, 1.5, ask),
+        (50_000, None, None),
+        (35_000, None, None),
+        (35_000, 1.5, bid),
+        (35_000, 0.75, bid),
+    ]
     for s, target, fill in plan:
         expected_leverage.append(leverage(s))
         expected_equity.append(equity(s))  # the snapshot is taken before the cycle's trade
@@ -123,7 +129,9 @@ def test_a_synthetic_history_gives_the_known_leverage_path_trades_and_pnl(tmp_pa
 
 
 def test_baselines_hold_the_base_leverage_or_never_trade(tmp_path):
-    history = write_history(tmp_path / "h.csv", [50_000, 50_000, 35_000, 35_000, 35_000], [60, 60, 60, 60, 120])
+    history = write_history(
+        tmp_path / "h.csv", [50_000, 50_000, 35_000, 35_000, 35_000], [60, 60, 60, 60, 120]
+    )
     db = tmp_path / "r.db"
     outcome = replay(perp_config(), load_replay_csv(history), db)
     assert [r.role for r in outcome.runs] == list(ROLES)

@@ -160,7 +160,9 @@ def test_expired_options_are_revalued_at_intrinsic():
 
 
 @settings(max_examples=20, deadline=None)
-@given(size=st.floats(-30, -1), perp=st.floats(-1e6, 1e6), equity=st.floats(2, 20), mm_share=st.floats(0.05, 0.6))
+@given(
+    size=st.floats(-30, -1), perp=st.floats(-1e6, 1e6), equity=st.floats(2, 20), mm_share=st.floats(0.05, 0.6)
+)
 def test_the_liquidation_move_of_an_option_book_is_the_first_crossing(size, perp, equity, mm_share):
     # a short straddle (concave: crossings on both sides) with a perpetual hedge
     positions = [*straddle(size), perp_position(perp, INDEX, INDEX)]
