@@ -381,12 +381,9 @@ def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
     journaling (one commit per cycle) as the baseline the batched replay journal is measured against."""
     import tempfile
     import time as _time
-    from dataclasses import replace
     from pathlib import Path
-    from unittest import mock
 
     from controller.config import load_config
-    from controller.journal import Journal
     from controller.replay import replay
     from controller.sim.market import load_replay_csv
 
@@ -396,27 +393,21 @@ def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
         return {}
     full = load_replay_csv(source)
 
-    def head(n: int):  # type: ignore[no-untyped-def]
-        cut = full.times_ms[n - 1]
-        return replace(
-            full,
-            times_ms=full.times_ms[:n],
-            prices=full.prices[:n],
-            vol_index_pct=full.vol_index_pct[:n],
-            funding_8h=full.funding_8h[:n],
-            gaps=tuple(g for g in full.gaps if g[1].timestamp() * 1000 <= cut),
-        )
-
-    def rate(book: str, n: int) -> float:
+    def rate(book: str, n: int, cycles_per_commit: int = 2000) -> float:
         config = load_config(None, embedded=f"replay-{book}.toml")
         with tempfile.TemporaryDirectory() as tmp:
             start = _time.perf_counter()
-            replay(config, head(n), Path(tmp) / "r.db", roles=("controller",))
+            replay(
+                config,
+                full.head(n),
+                Path(tmp) / "r.db",
+                roles=("controller",),
+                cycles_per_commit=cycles_per_commit,
+            )
             return n / (_time.perf_counter() - start)
 
     perp = rate("perpetual", rows)
-    with mock.patch.object(Journal, "batched", lambda self, **_: _no_batch(self)):
-        per_cycle = rate("perpetual", min(rows, 3000))
+    per_cycle = rate("perpetual", min(rows, 3000), cycles_per_commit=1)
     return {
         "replay_rows": rows,
         "replay_perp_rows_per_s": perp,
@@ -425,12 +416,6 @@ def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
         "replay_straddle_rows": straddle_rows,
         "replay_straddle_rows_per_s": rate("straddle", straddle_rows),
     }
-
-
-def _no_batch(journal):  # type: ignore[no-untyped-def]
-    import contextlib
-
-    return contextlib.nullcontext(journal)
 
 
 def machine() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from controller.config import ConfigError, load_config
 from controller.render import console
 from controller.replay import ROLES, replay
 from controller.replay_metrics import compare_replays, comparison_rows
-from controller.report import PERCENT_FIGURES
+from controller.report import figure_text
 from controller.sim.market import ReplayError, load_replay_csv
 
 REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}
@@ -115,15 +115,5 @@ def comparison_table(rows: list[dict[str, object]], *, title: str) -> Table:
     for name in columns:
         table.add_column(name, justify="left" if name == "role" else "right", no_wrap=name == "role")
     for row in rows:
-        table.add_row(*(_cell(name, row[name]) for name in columns))
+        table.add_row(*(figure_text(name, row[name]) for name in columns))
     return table
-
-
-def _cell(name: str, value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if name in PERCENT_FIGURES:
-            return f"{value:.1%}"
-        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)

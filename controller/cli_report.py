@@ -33,8 +33,7 @@ def report(
         data = load_log(db, since=since, until=until, run_id=run_id)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    runs = {r["id"] for r in data.runs}
-    replays = [r for r in comparison_rows(compare_replays(db)) if r["run"] in runs]
+    replays = comparison_rows(compare_replays(db, run_ids={r["id"] for r in data.runs}))
     if as_json:
         click.echo(json.dumps({**asdict(summarize(data)), "replays": replays}, indent=2))
         return

@@ -34,7 +34,7 @@ from controller.config import Config, ConfigError, build_config
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.loop import Controller
-from controller.sim.engine import SimError, SimExchange
+from controller.sim.engine import SimExchange
 from controller.sim.market import ReplayData, ReplayPath
 from controller.sim_venue import SimVenue
 from controller.venue import OrderRequest, Side, VenueError
@@ -145,8 +145,11 @@ def replay(
     *,
     roles: tuple[str, ...] = ROLES,
     progress: Progress = lambda role, done, total: None,
+    cycles_per_commit: int = 2000,
 ) -> ReplayOutcome:
-    """Run the controller (and its baselines) over the history; every run lands in ``db``."""
+    """Run the controller (and its baselines) over the history; every run lands in ``db``.
+
+    ``cycles_per_commit = 1`` journals like the live loop (one transaction per cycle)."""
     check_replay_config(config)
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
@@ -157,7 +160,14 @@ def replay(
     try:
         runs = []
         for role in roles:
-            run = _replay_once(role_config(config, role), data, journal, role=role, progress=progress)
+            run = _replay_once(
+                role_config(config, role),
+                data,
+                journal,
+                role=role,
+                progress=progress,
+                cycles_per_commit=cycles_per_commit,
+            )
             journal.record_replay(
                 {
                     "replay_key": key,
@@ -181,7 +191,13 @@ def replay(
 
 
 def _replay_once(
-    config: Config, data: ReplayData, journal: Journal, *, role: str, progress: Progress
+    config: Config,
+    data: ReplayData,
+    journal: Journal,
+    *,
+    role: str,
+    progress: Progress,
+    cycles_per_commit: int,
 ) -> ReplayRun:
     engine = SimExchange(engine_config(config), path=ReplayPath(data))
     venue = SimVenue(
@@ -221,7 +237,7 @@ def _replay_once(
     times = data.times_ms
     total = int(times.size)
     failed = 0
-    with journal.batched():
+    with journal.batched(cycles_per_commit=cycles_per_commit):
         for i in range(total):
             if i:
                 engine.advance_to(datetime.fromtimestamp(times[i] / 1000.0, UTC))
@@ -272,7 +288,7 @@ def _take_base_leverage(engine: SimExchange, venue: SimVenue, config: Config, *,
     side = Side.BUY if amount > 0 else Side.SELL
     try:
         venue.place_order(OrderRequest(config.venue.hedge_instrument, side, abs(amount), label))
-    except (VenueError, SimError) as exc:
+    except VenueError as exc:
         raise ConfigError(
             f"buy-and-hold could not take its starting position at {index:,.0f}: {exc}"
         ) from None

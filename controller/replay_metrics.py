@@ -107,8 +107,10 @@ def _worst_day(times_s: np.ndarray, equity: np.ndarray) -> float | None:
     return float(np.min(closes[1:] / closes[:-1] - 1.0)) if closes.size > 1 else None
 
 
-def compare_replays(db: Path, replay_key: str | None = None) -> list[RunComparison]:
-    """Every replayed run in the log (or one replay's), with its figures; [] for a log without any."""
+def compare_replays(
+    db: Path, replay_key: str | None = None, *, run_ids: set[int] | None = None
+) -> list[RunComparison]:
+    """Replayed runs in the log (all, one replay's, or those among ``run_ids``) with their figures."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
@@ -116,6 +118,8 @@ def compare_replays(db: Path, replay_key: str | None = None) -> list[RunComparis
             return []
         where, args = ("where replay_key = ?", [replay_key]) if replay_key else ("", [])
         replays = [dict(r) for r in conn.execute(f"select * from replays {where} order by id", args)]
+        if run_ids is not None:
+            replays = [r for r in replays if r["run_id"] in run_ids]
         return [_compare_run(conn, row) for row in replays]
 
 

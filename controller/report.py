@@ -279,7 +279,7 @@ def write_report(
         parts.append(
             _table(
                 "Replays: the controller beside its baselines",
-                [{k: _fmt_figure(k, v) for k, v in row.items()} for row in replays],
+                [{k: figure_text(k, v) for k, v in row.items()} for row in replays],
             )
         )
         parts.append(f"<p>{html.escape(REPLAY_NOTE)}</p>")
@@ -349,8 +349,15 @@ PERCENT_FIGURES = {
 }
 
 
-def _fmt_figure(name: str, value: Any) -> Any:
-    return f"{value:.1%}" if name in PERCENT_FIGURES and isinstance(value, float) else value
+def figure_text(name: str, value: Any) -> str:
+    """A comparison figure as text: fractions as percentages, other numbers plainly."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if name in PERCENT_FIGURES:
+            return f"{value:.1%}"
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
 
 
 def _table(caption: str, rows: list[dict[str, Any]]) -> str:

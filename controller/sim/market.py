@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -135,6 +135,18 @@ class ReplayData:
     @property
     def start(self) -> datetime:
         return datetime.fromtimestamp(self.times_ms[0] / 1000.0, UTC)
+
+    def head(self, rows: int) -> ReplayData:
+        """The first ``rows`` rows, with the gaps that fall inside them."""
+        end = self.times_ms[rows - 1] / 1000.0
+        return replace(
+            self,
+            times_ms=self.times_ms[:rows],
+            prices=self.prices[:rows],
+            vol_index_pct=self.vol_index_pct[:rows],
+            funding_8h=self.funding_8h[:rows],
+            gaps=tuple(g for g in self.gaps if g[1].timestamp() <= end),
+        )
 
     @property
     def end(self) -> datetime:

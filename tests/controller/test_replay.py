@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -199,15 +198,7 @@ def test_on_the_real_history_volatility_targeting_tracks_its_target_better(tmp_p
 
 def test_the_short_straddle_book_is_sold_rolled_and_delta_hedged(tmp_path):
     history = load_replay_csv(require_shared_file("btc_2h_dvol_funding.csv"))
-    n = 12 * 75  # 75 days: at least two monthly expiries
-    short = replace(
-        history,
-        times_ms=history.times_ms[:n],
-        prices=history.prices[:n],
-        vol_index_pct=history.vol_index_pct[:n],
-        funding_8h=history.funding_8h[:n],
-        gaps=tuple(g for g in history.gaps if g[1].timestamp() * 1000 <= history.times_ms[n - 1]),
-    )
+    short = history.head(12 * 75)  # 75 days: at least two monthly expiries
     db = tmp_path / "s.db"
     outcome = replay(load_config(None, embedded="replay-straddle.toml"), short, db, roles=("controller",))
     run_id = outcome.runs[0].run_id
