@@ -157,10 +157,10 @@ def bench_venue(repeats: int) -> dict[str, float]:
     import json as _json
     import urllib.request
 
-    from controller.ccxt_venue import CcxtVenue, CcxtVenueSettings
     from controller.sim.engine import SimConfig, SimExchange
     from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
-    from controller.sim_venue import SimVenue
+    from controller.venues.ccxt_deribit import CcxtVenue, CcxtVenueSettings
+    from controller.venues.sim import SimVenue
 
     engine = SimExchange(SimConfig(initial_balance=1000.0))
     figures: dict[str, float] = {}
@@ -202,11 +202,11 @@ def bench_cycle_compute(repeats: int) -> dict[str, float]:
     from controller.execution import DryRunExecutor
     from controller.journal import Journal
     from controller.loop import _cycle_record
-    from controller.policy import PolicyState, decide
-    from controller.risk import assess
+    from controller.risk.assess import assess
+    from controller.risk.policy import PolicyState, decide
+    from controller.risk.volatility import VolState
     from controller.sim.engine import SimConfig, SimExchange
-    from controller.sim_venue import SimVenue
-    from controller.volatility import VolState
+    from controller.venues.sim import SimVenue
 
     config = load_config(None)
     figures: dict[str, float] = {}
@@ -315,7 +315,7 @@ def bench_report(cycles: int) -> dict[str, float]:
     from pathlib import Path
 
     from controller.journal import Journal
-    from controller.report import load_log, summarize, write_report
+    from controller.review.report import load_log, summarize, write_report
     from controller.sim.engine import DEFAULT_START
 
     rng = np.random.default_rng(5)
@@ -384,7 +384,7 @@ def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
     from pathlib import Path
 
     from controller.config import load_config
-    from controller.replay import replay
+    from controller.replay.run import replay
     from controller.sim.market import load_replay_csv
 
     folder = os.environ.get("LEVCTL_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -19,39 +19,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.ccxt_venue import CcxtVenue
-from controller.config import Config, ConfigError, SimBookEntry
+from controller.config import Config, ConfigError
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.loop import Controller
-from controller.sim.engine import SimConfig, SimError, SimExchange
-from controller.sim.listing import ListingParams
-from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
-from controller.sim_venue import SimVenue
-from controller.venue import AccountSnapshot, InstrumentSpec, OrderState, Venue
+from controller.venues import ReadOnlyVenue, Venue
+from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue
 
 API_KEY_ENV = "LEVCTL_API_KEY"
 API_SECRET_ENV = "LEVCTL_API_SECRET"
-
-
-class ReadOnlyVenue:
-    """What a dry run may do with a venue: read.  There is no method that sends anything."""
-
-    def __init__(self, venue: Venue) -> None:
-        self._venue = venue
-        self.name = venue.name
-
-    def load_instruments(self) -> Mapping[str, InstrumentSpec]:
-        return self._venue.load_instruments()
-
-    def snapshot(self) -> AccountSnapshot:
-        return self._venue.snapshot()
-
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
-        return self._venue.get_order(order_id=order_id, label=label)
-
-    def open_orders(self) -> list[OrderState]:
-        return self._venue.open_orders()
 
 
 @dataclass(frozen=True)
@@ -97,17 +73,13 @@ def build_controller(
     journal = Journal(options.db or Path(config.run.db))
     kill_file = Path(config.run.kill_switch_file)
     if config.venue.kind == "sim":
-        engine = _sim_engine(config, log)
-        venue: Venue = SimVenue(
-            engine,
-            hedge_instrument=config.venue.hedge_instrument,
-            use_vol_index=config.venue.sim.use_vol_index,
-        )
-        clock: Callable[[], datetime] = lambda: engine.now  # noqa: E731 - the virtual clock
+        sim = _sim_venue(config, log)
+        venue: Venue = sim
+        clock: Callable[[], datetime] = lambda: sim.now  # noqa: E731 - the virtual clock
         step = config.venue.sim.step_s
 
         def advance() -> None:
-            engine.advance(step)
+            sim.advance(step)
 
         advance_fn: Callable[[], None] | None = advance
     else:
@@ -119,6 +91,8 @@ def build_controller(
         settings = config.ccxt_settings()
         if options.venue_url:
             settings = replace(settings, rest_url=options.venue_url)
+        from controller.venues.ccxt_deribit import CcxtVenue  # ccxt loads only when a run needs it
+
         clock = lambda: datetime.now(UTC)  # noqa: E731
         venue = CcxtVenue(settings, api_key=key, api_secret=secret, clock=clock)
         advance_fn = None
@@ -146,54 +120,8 @@ def build_controller(
     )
 
 
-def engine_config(config: Config) -> SimConfig:
-    sim = config.venue.sim
-    listing = ListingParams(
-        currency=config.venue.currency,
-        weeklies=sim.weeklies,
-        monthlies=sim.monthlies,
-        quarterlies=sim.quarterlies,
-        strikes_each_side=sim.strikes_each_side,
-    )
-    return SimConfig(seed=sim.seed, start=sim.start, initial_balance=sim.initial_balance, listing=listing)
-
-
-def _sim_engine(config: Config, log: Callable[[str, str], None]) -> SimExchange:
-    sim = config.venue.sim
-    settings = engine_config(config)
-    if sim.replay:
-        try:
-            engine = SimExchange(settings, path=ReplayPath(load_replay_csv(Path(sim.replay))))
-        except ReplayError as exc:
-            raise ConfigError(f"{config.source}: venue.sim.replay: {exc}") from None
-    else:
-        engine = SimExchange(settings)
-    for i, entry in enumerate(sim.book):
-        name = _book_instrument(engine, entry, config.venue.hedge_instrument)
-        direction = "buy" if entry.size > 0 else "sell"
-        try:
-            engine.place_order(name=name, direction=direction, amount=abs(entry.size), label=f"start-{i}")
-        except SimError as exc:
-            raise ConfigError(
-                f"{config.source}: venue.sim.book.{i}: the simulator refused {name}: {exc}"
-            ) from None
-        log("info", f"starting book: {direction} {abs(entry.size):g} {name}")
-    return engine
-
-
-def _book_instrument(engine: SimExchange, entry: SimBookEntry, hedge: str) -> str:
-    if entry.kind == "perpetual":
-        return hedge
-    assert entry.expiry_days is not None and entry.moneyness is not None
-    index = engine.market().index
-    days, moneyness = entry.expiry_days, entry.moneyness
-    options = [
-        (x.name, x.expiry, x.strike)
-        for x in engine.instruments(kind="option")
-        if x.is_call == (entry.right == "call") and x.expiry is not None and x.strike is not None
-    ]
-    expiry = min(
-        {e for _, e, _ in options}, key=lambda e: abs((e - engine.now).total_seconds() / 86400 - days)
-    )
-    same = [(name, strike) for name, e, strike in options if e == expiry]
-    return min(same, key=lambda item: abs(item[1] - moneyness * index))[0]
+def _sim_venue(config: Config, log: Callable[[str, str], None]) -> SimVenue:
+    try:
+        return open_sim_venue(config.sim_settings(), book=config.starting_book(), log=log)
+    except SimSetupError as exc:
+        raise ConfigError(f"{config.source}: venue.sim.{exc.where}: {exc.message}") from None

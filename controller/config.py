@@ -20,10 +20,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from controller.advice import AdviceLimits
-from controller.ccxt_venue import CcxtVenueSettings
-from controller.policy import GuardSettings, Mode, PolicySettings, RebalanceTo
-from controller.risk import RiskSettings
+from controller.risk import AdviceLimits, GuardSettings, Mode, PolicySettings, RebalanceTo, RiskSettings
+from controller.venues import CcxtVenueSettings, SimSettings, StartingPosition
 
 EMBEDDED_DEFAULT = "embedded default"
 T = TypeVar("T")
@@ -178,6 +176,25 @@ class Config:
     @property
     def venue(self) -> VenueConfig:
         return self.file.venue
+
+    def sim_settings(self) -> SimSettings:
+        s = self.venue.sim
+        return SimSettings(
+            currency=self.venue.currency,
+            hedge_instrument=self.venue.hedge_instrument,
+            seed=s.seed,
+            start=s.start,
+            initial_balance=s.initial_balance,
+            replay=s.replay,
+            use_vol_index=s.use_vol_index,
+            weeklies=s.weeklies,
+            monthlies=s.monthlies,
+            quarterlies=s.quarterlies,
+            strikes_each_side=s.strikes_each_side,
+        )
+
+    def starting_book(self) -> tuple[StartingPosition, ...]:
+        return tuple(StartingPosition(**entry.model_dump()) for entry in self.venue.sim.book)
 
     def ccxt_settings(self) -> CcxtVenueSettings:
         c = self.venue.ccxt

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.policy import Decision, PlannedOrder
-from controller.venue import (
+from controller.risk.policy import Decision, PlannedOrder
+from controller.venues import (
     OrderRejectedError,
     OrderRequest,
     OrderState,

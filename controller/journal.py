@@ -3,7 +3,7 @@
 Tables: ``runs``, ``cycles``, ``positions`` (per position per cycle), ``orders``, ``events`` and
 ``meta`` (the schema version, upgraded in place by :data:`MIGRATIONS`).  WAL lets a reader (the
 CLI, datasette, ``sqlite3``) read while the bot writes; a cycle is committed whole or not at all,
-so a ``kill -9`` mid-cycle leaves earlier cycles intact.  A replay (:mod:`controller.replay`)
+so a ``kill -9`` mid-cycle leaves earlier cycles intact.  A replay (:mod:`controller.replay.run`)
 writes through :meth:`Journal.batched`, committing every few thousand cycles instead: it runs on
 a virtual clock and can be run again, so per-cycle durability would only cost time.  Nothing
 written here holds a secret.

@@ -24,10 +24,10 @@ from controller import __version__
 from controller.config import Config
 from controller.execution import DryRunExecutor, ExecutionReport, OrderExecutor, order_label
 from controller.journal import CycleRecord, Journal
-from controller.policy import Decision, PolicyState, decide
-from controller.retry import BackoffPolicy, call_with_retries
-from controller.risk import RiskReport, assess
-from controller.venue import (
+from controller.risk.assess import RiskReport, assess
+from controller.risk.policy import Decision, PolicyState, decide
+from controller.risk.volatility import VolState
+from controller.venues import (
     AccessDeniedError,
     AccountSnapshot,
     InstrumentSpec,
@@ -35,7 +35,7 @@ from controller.venue import (
     TemporaryVenueError,
     VenueError,
 )
-from controller.volatility import VolState
+from controller.venues.retry import BackoffPolicy, call_with_retries
 
 
 class ReadVenue(Protocol):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.venue import ChainQuote
+from controller.venues import ChainQuote
 from pricing import Option, parse_deribit_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

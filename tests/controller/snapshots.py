@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pricing
-from controller.venue import AccountSnapshot, ExchangeGreeks, InstrumentSpec, PositionSnapshot, Quote
+from controller.venues import AccountSnapshot, ExchangeGreeks, InstrumentSpec, PositionSnapshot, Quote
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PERP = "BTC-PERPETUAL"

@@ -6,10 +6,8 @@ import time
 
 import pytest
 
-from controller.ccxt_venue import CcxtVenue, CcxtVenueSettings
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
-from controller.sim_venue import SimVenue
-from controller.venue import (
+from controller.venues import (
     FatalVenueError,
     OrderRejectedError,
     OrderRequest,
@@ -18,6 +16,8 @@ from controller.venue import (
     Side,
     TemporaryVenueError,
 )
+from controller.venues.ccxt_deribit import CcxtVenue, CcxtVenueSettings
+from controller.venues.sim import SimVenue
 
 SNAPSHOT_METHODS = [
     "private/get_account_summary",

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import pricing
 from controller.cli import cli
-from controller.sample import sample_account
+from controller.cli.sample import sample_account
 
 
 @pytest.fixture

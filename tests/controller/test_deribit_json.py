@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.deribit_json import build_snapshot, parse_chain, parse_order, parse_position
-from controller.venue import MalformedReplyError, OrderStatus, OrderType, Side
+from controller.venues import MalformedReplyError, OrderStatus, OrderType, Side
+from controller.venues.deribit_json import build_snapshot, parse_chain, parse_order, parse_position
 
 NOW = datetime(2026, 1, 2, 8, tzinfo=UTC)
 SUMMARY = {

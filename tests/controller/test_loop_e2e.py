@@ -355,7 +355,7 @@ def test_sigterm_finishes_the_cycle_and_exits_zero(tmp_path):
         while time.monotonic() < deadline and not has_cycles(db):
             time.sleep(0.1)
         # a reader while the bot writes (WAL)
-        from controller.review import recent_activity
+        from controller.review.log import recent_activity
 
         assert recent_activity(db, limit=5)["cycles"]
         proc.send_signal(signal.SIGTERM)

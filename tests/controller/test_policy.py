@@ -9,8 +9,9 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from controller.advice import AdviceLimits
-from controller.policy import (
+from controller.risk.advice import AdviceLimits
+from controller.risk.assess import RiskSettings, assess
+from controller.risk.policy import (
     Action,
     GuardSettings,
     Mode,
@@ -21,9 +22,8 @@ from controller.policy import (
     decide,
     target_leverage,
 )
-from controller.risk import RiskSettings, assess
-from controller.venue import Side
-from controller.volatility import VolState
+from controller.risk.volatility import VolState
+from controller.venues import Side
 from tests.controller.snapshots import NOW, option_position, perp_spec, snapshot
 
 RISK = RiskSettings(sigma_sources=("index",), reference_vol=0.6)

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from controller.cli import cli
 from controller.config import build_config, load_config
-from controller.replay import ROLES, replay
-from controller.replay_metrics import compare_replays, equity_figures
+from controller.replay.metrics import compare_replays, equity_figures
+from controller.replay.run import ROLES, replay
 from controller.sim.margin import FeeParams
 from controller.sim.market import load_replay_csv
 from tests.conftest import require_shared_file

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from controller.retry import BackoffPolicy, call_with_retries
-from controller.venue import FatalVenueError, TemporaryVenueError
+from controller.venues import FatalVenueError, TemporaryVenueError
+from controller.venues.retry import BackoffPolicy, call_with_retries
 
 
 class Flaky:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import pricing
-from controller.risk import RiskSettings, assess
-from controller.venue import AccountSnapshot, ExchangeGreeks, PositionSnapshot, Quote
-from controller.volatility import VolState
+from controller.risk.assess import RiskSettings, assess
+from controller.risk.volatility import VolState
+from controller.venues import AccountSnapshot, ExchangeGreeks, PositionSnapshot, Quote
 from tests.controller.snapshots import NOW, option_position, snapshot
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from controller.scenarios import Revaluation, deribit_pm_grid, span_grid
+from controller.risk.scenarios import Revaluation, deribit_pm_grid, span_grid
 from tests.controller.snapshots import NOW, option_position, perp_position
 
 INDEX = 80_000.0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import ccxt
 import pytest
 
-from controller.ccxt_venue import CcxtVenue, CcxtVenueSettings
-from controller.venue import (
+from controller.venues import (
     FatalVenueError,
     OrderNotFoundError,
     OrderRejectedError,
@@ -14,6 +13,7 @@ from controller.venue import (
     Side,
     TemporaryVenueError,
 )
+from controller.venues.ccxt_deribit import CcxtVenue, CcxtVenueSettings
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 KEY = "key-value-also-private"

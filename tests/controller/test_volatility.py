@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from controller.venue import ChainQuote
-from controller.volatility import VolState, atm_vol_30d, atm_vol_by_expiry, smooth
+from controller.risk.volatility import VolState, atm_vol_30d, atm_vol_by_expiry, smooth
+from controller.venues import ChainQuote
 
 AS_OF = datetime(2026, 1, 2, 8, tzinfo=UTC)
 

@@ -12,12 +12,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.venue import (
+from controller.venues.base import (
     AccountSnapshot,
     ChainQuote,
     ExchangeGreeks,
     InstrumentSpec,
-    MalformedReplyError,
     OrderState,
     OrderStatus,
     OrderType,
@@ -25,6 +24,7 @@ from controller.venue import (
     Quote,
     Side,
 )
+from controller.venues.errors import MalformedReplyError
 from pricing import InstrumentNameError, Option, parse_deribit_name
 
 Json = Mapping[str, Any]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from controller.replay_metrics import compare_replays, comparison_rows
-from controller.report import load_log, summarize, write_report
+from controller.replay.metrics import compare_replays, comparison_rows
+from controller.review.report import load_log, summarize, write_report
 
 
 @click.command()

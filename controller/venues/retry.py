@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from controller.venue import TemporaryVenueError
+from controller.venues.errors import TemporaryVenueError
 
 T = TypeVar("T")
 

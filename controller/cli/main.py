@@ -12,13 +12,13 @@ from typing import Any
 import click
 
 from controller import __version__
-from controller.cli_replay import replay_command
-from controller.cli_report import report
-from controller.cli_run import config_group, log_command, once, run
-from controller.cli_sim import sim
-from controller.positions_file import PositionsFileError, read_positions
-from controller.render import book_to_dict, console, greeks_to_dict, print_book, print_greeks
-from controller.sample import sample_account
+from controller.cli.positions_file import PositionsFileError, read_positions
+from controller.cli.replay import replay_command
+from controller.cli.report import report
+from controller.cli.run import config_group, log_command, once, run
+from controller.cli.sample import sample_account
+from controller.cli.sim import sim
+from controller.review.render import book_to_dict, console, greeks_to_dict, print_book, print_greeks
 from pricing import (
     BookError,
     InstrumentNameError,

@@ -8,32 +8,105 @@ a snapshot makes, as the HTTP face would receive them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from controller.deribit_json import build_snapshot, parse_instrument, parse_order
 from controller.sim.deribit_api import DeribitApi, instrument_json
-from controller.sim.engine import SimError, SimExchange
-from controller.venue import (
-    AccessDeniedError,
+from controller.sim.engine import SimConfig, SimError, SimExchange
+from controller.sim.listing import ListingParams
+from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
+from controller.venues.base import (
     AccountSnapshot,
-    FatalVenueError,
     InstrumentSpec,
-    OrderNotFoundError,
-    OrderRejectedError,
     OrderRequest,
     OrderState,
     OrderType,
-    TemporaryVenueError,
-    VenueError,
     check_order,
     latest_order,
 )
+from controller.venues.deribit_json import build_snapshot, parse_instrument, parse_order
+from controller.venues.errors import (
+    AccessDeniedError,
+    FatalVenueError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    TemporaryVenueError,
+    VenueError,
+)
+from controller.venues.settings import SimSettings, StartingPosition
 
 _TEMPORARY = {10028, 10040, 10041, 10047, 11051}
 _NOT_FOUND = {10004, 10010, 10029}
 _AUTH = {13004, 13009, 10000}
+
+
+def engine_config(settings: SimSettings) -> SimConfig:
+    """The engine's configuration for these settings (the replay, if any, is opened separately)."""
+    listing = ListingParams(
+        currency=settings.currency,
+        weeklies=settings.weeklies,
+        monthlies=settings.monthlies,
+        quarterlies=settings.quarterlies,
+        strikes_each_side=settings.strikes_each_side,
+    )
+    return SimConfig(
+        seed=settings.seed, start=settings.start, initial_balance=settings.initial_balance, listing=listing
+    )
+
+
+class SimSetupError(ValueError):
+    """The simulator cannot be opened as configured; ``where`` names the setting (``replay``, ``book.2``)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+def open_sim_venue(
+    settings: SimSettings,
+    *,
+    book: Sequence[StartingPosition] = (),
+    log: Callable[[str, str], None] = lambda level, message: None,
+) -> SimVenue:
+    """A fresh simulated exchange (stochastic market or a replayed history) holding ``book``."""
+    if settings.replay:
+        try:
+            path = ReplayPath(load_replay_csv(Path(settings.replay)))
+        except ReplayError as exc:
+            raise SimSetupError("replay", str(exc)) from None
+        engine = SimExchange(engine_config(settings), path=path)
+    else:
+        engine = SimExchange(engine_config(settings))
+    for i, entry in enumerate(book):
+        name = _starting_instrument(engine, entry, settings.hedge_instrument)
+        direction = "buy" if entry.size > 0 else "sell"
+        try:
+            engine.place_order(name=name, direction=direction, amount=abs(entry.size), label=f"start-{i}")
+        except SimError as exc:
+            raise SimSetupError(f"book.{i}", f"the simulator refused {name}: {exc}") from None
+        log("info", f"starting book: {direction} {abs(entry.size):g} {name}")
+    return SimVenue(engine, hedge_instrument=settings.hedge_instrument, use_vol_index=settings.use_vol_index)
+
+
+def _starting_instrument(engine: SimExchange, entry: StartingPosition, hedge: str) -> str:
+    if entry.kind == "perpetual":
+        return hedge
+    assert entry.expiry_days is not None and entry.moneyness is not None
+    index = engine.market().index
+    days, moneyness = entry.expiry_days, entry.moneyness
+    options = [
+        (x.name, x.expiry, x.strike)
+        for x in engine.instruments(kind="option")
+        if x.is_call == (entry.right == "call") and x.expiry is not None and x.strike is not None
+    ]
+    expiry = min(
+        {e for _, e, _ in options}, key=lambda e: abs((e - engine.now).total_seconds() / 86400 - days)
+    )
+    same = [(name, strike) for name, e, strike in options if e == expiry]
+    return min(same, key=lambda item: abs(item[1] - moneyness * index))[0]
 
 
 class SimVenue:
@@ -53,6 +126,15 @@ class SimVenue:
         self.hedge_instrument = hedge_instrument or f"{self.currency}-PERPETUAL"
         self.use_vol_index = use_vol_index
         self._clock = clock or (lambda: engine.now)  # on the virtual clock, the engine's time is "now"
+
+    @property
+    def now(self) -> datetime:
+        """The simulator's virtual clock."""
+        return self.engine.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward (funding, settlement, fills and liquidation on the way)."""
+        self.engine.advance(seconds)
 
     def load_instruments(self) -> Mapping[str, InstrumentSpec]:
         listed = self._call("load instruments", "public/get_instruments", {"currency": self.currency})

@@ -17,8 +17,8 @@ import schedule
 from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
 from controller.config import Config, ConfigError, load_config
 from controller.loop import ControllerStopped, CycleResult
-from controller.render import console, print_cycle
-from controller.review import recent_activity, render_activity
+from controller.review.log import recent_activity, render_activity
+from controller.review.render import console, print_cycle
 
 EXIT_STOPPED = 3  # the loop stopped on an error a person must act on (bad credentials …)
 
@@ -212,7 +212,7 @@ def _print_result(result: CycleResult, mode: str, as_json: bool) -> None:
     if result.error is not None:
         raise click.ClickException(f"the cycle failed: {result.error}")
     if as_json:
-        from controller.render import cycle_to_dict
+        from controller.review.render import cycle_to_dict
 
         click.echo(json.dumps(cycle_to_dict(result, mode), indent=2, default=str))
     else:

@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from controller.risk import RiskReport
-from controller.venue import AccountSnapshot
+from controller.risk.assess import RiskReport
+from controller.venues import AccountSnapshot
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.venue import ChainQuote
+from controller.venues import ChainQuote
 from pricing import year_fraction
 
 THIRTY_DAYS = 30.0 / 365.0

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from controller.render import fmt_optional
+from controller.review.render import fmt_optional
 
 CYCLE_COLUMNS = (
     "id, run_id, n, ts, state, action, reason, equity_usd, index_price, sigma_hat, delta_usd, leverage, "

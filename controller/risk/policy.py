@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from controller.advice import Advice, AdviceLimits, options_advice
-from controller.risk import RiskReport
-from controller.venue import AccountSnapshot, InstrumentSpec, Side
+from controller.risk.advice import Advice, AdviceLimits, options_advice
+from controller.risk.assess import RiskReport
+from controller.venues import AccountSnapshot, InstrumentSpec, Side
 
 
 class Mode(StrEnum):

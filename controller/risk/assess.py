@@ -11,7 +11,7 @@ Definitions (DESIGN §3):
   ``loss = max(−P&L, 0)``, ``m = k · σ̂ · √h``, by full revaluation — the adverse side only, so it
   equals L for a linear book, exceeds it when short gamma and falls below it when long gamma;
   margin ratio = maintenance margin / equity;
-* the scenario grids of :mod:`controller.scenarios`, their worst (weighted) loss, and the price
+* the scenario grids of :mod:`controller.risk.scenarios`, their worst (weighted) loss, and the price
   move that brings equity down to the maintenance margin.
 
 σ̂ comes from the first source that has a value, in the configured order: ``chain`` (30-day ATM
@@ -28,9 +28,9 @@ from datetime import datetime
 
 import numpy as np
 
-from controller.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
-from controller.venue import AccountSnapshot
-from controller.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
+from controller.risk.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
+from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
+from controller.venues import AccountSnapshot
 from pricing import BookGreeks, Position, book_greeks
 
 SIGMA_SOURCES = ("chain", "index", "constant")

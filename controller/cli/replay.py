@@ -11,10 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from controller.config import ConfigError, load_config
-from controller.render import console
-from controller.replay import ROLES, replay
-from controller.replay_metrics import compare_replays, comparison_rows
-from controller.report import figure_text
+from controller.replay.metrics import compare_replays, comparison_rows
+from controller.replay.run import ROLES, replay
+from controller.review.render import console
+from controller.review.report import figure_text
 from controller.sim.market import ReplayError, load_replay_csv
 
 REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from controller.venue import PositionSnapshot
+from controller.venues import PositionSnapshot
 from pricing import Option, Settlement, black_price, year_fraction
 
 DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)

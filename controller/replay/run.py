@@ -29,15 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.app import engine_config
 from controller.config import Config, ConfigError, build_config
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.loop import Controller
 from controller.sim.engine import SimExchange
 from controller.sim.market import ReplayData, ReplayPath
-from controller.sim_venue import SimVenue
-from controller.venue import OrderRequest, Side, VenueError
+from controller.venues import OrderRequest, Side, VenueError
+from controller.venues.sim import SimVenue, engine_config
 
 ROLES = ("controller", "fixed-leverage", "buy-and-hold")
 Progress = Callable[[str, int, int], None]  # (role, rows done, rows in all)
@@ -199,7 +198,7 @@ def _replay_once(
     progress: Progress,
     cycles_per_commit: int,
 ) -> ReplayRun:
-    engine = SimExchange(engine_config(config), path=ReplayPath(data))
+    engine = SimExchange(engine_config(config.sim_settings()), path=ReplayPath(data))
     venue = SimVenue(
         engine, hedge_instrument=config.venue.hedge_instrument, use_vol_index=config.venue.sim.use_vol_index
     )

@@ -1,9 +1,7 @@
 """The venue protocol: what the controller sees of any exchange (ccxt-backed or simulated).
 
 Everything here is data: frozen dataclasses with UTC timestamps.  A venue translates its own
-failures into the small hierarchy at the bottom — :class:`TemporaryVenueError` (retry with
-backoff) and :class:`FatalVenueError` (stop safely) — with messages a person understands and
-that never contain a secret.
+failures into the small hierarchy of :mod:`controller.venues.errors`.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from controller.venues.errors import OrderRejectedError
 from pricing import Instrument
 
 
@@ -236,31 +235,3 @@ class Venue(Protocol):
     def cancel_order(self, order_id: str) -> OrderState: ...
 
     def open_orders(self) -> list[OrderState]: ...
-
-
-class VenueError(Exception):
-    """A venue operation failed; the message is fit for a person and holds no secret."""
-
-
-class TemporaryVenueError(VenueError):
-    """Network trouble, rate limiting, maintenance: worth retrying with backoff."""
-
-
-class FatalVenueError(VenueError):
-    """Bad credentials, missing permission, rejected order, malformed reply: do not retry blindly."""
-
-
-class AccessDeniedError(FatalVenueError):
-    """Bad or missing credentials, or a permission the key lacks: the loop must stop."""
-
-
-class OrderRejectedError(FatalVenueError):
-    """The venue refused an order (insufficient funds, invalid amount, post-only would cross …)."""
-
-
-class OrderNotFoundError(FatalVenueError):
-    """No order with that id or label."""
-
-
-class MalformedReplyError(FatalVenueError):
-    """The venue answered with something that is not what its API promises (missing or NaN fields)."""

@@ -15,41 +15,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ccxt
 
-from controller.deribit_json import build_snapshot, from_us, number, parse_instrument, parse_order
-from controller.venue import (
-    AccessDeniedError,
+from controller.venues.base import (
     AccountSnapshot,
-    FatalVenueError,
     InstrumentSpec,
-    OrderNotFoundError,
-    OrderRejectedError,
     OrderRequest,
     OrderState,
     OrderType,
-    TemporaryVenueError,
-    VenueError,
     check_order,
     latest_order,
 )
+from controller.venues.deribit_json import build_snapshot, from_us, number, parse_instrument, parse_order
+from controller.venues.errors import (
+    AccessDeniedError,
+    FatalVenueError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    TemporaryVenueError,
+    VenueError,
+)
+from controller.venues.settings import CcxtVenueSettings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CcxtVenueSettings:
-    exchange: str = "deribit"
-    currency: str = "BTC"
-    hedge_instrument: str = "BTC-PERPETUAL"
-    sandbox: bool = True  # the exchange's testnet; False is the real exchange
-    rest_url: str | None = None  # e.g. http://127.0.0.1:8765 for `levctl sim serve`
-    timeout_ms: int = 10_000
-    use_vol_index: bool = False  # also read the exchange's volatility index (DVOL): one more call
 
 
 class CcxtVenue:

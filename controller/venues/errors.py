@@ -1,0 +1,36 @@
+"""The venue error hierarchy: what can go wrong at the exchange boundary, in our own words.
+
+A venue translates its own failures (ccxt exceptions, simulator error codes) into these, with
+messages a person understands and that never contain a secret: :class:`TemporaryVenueError`
+(retry with backoff) and :class:`FatalVenueError` (stop safely), with finer kinds below it.
+"""
+
+from __future__ import annotations
+
+
+class VenueError(Exception):
+    """A venue operation failed; the message is fit for a person and holds no secret."""
+
+
+class TemporaryVenueError(VenueError):
+    """Network trouble, rate limiting, maintenance: worth retrying with backoff."""
+
+
+class FatalVenueError(VenueError):
+    """Bad credentials, missing permission, rejected order, malformed reply: do not retry blindly."""
+
+
+class AccessDeniedError(FatalVenueError):
+    """Bad or missing credentials, or a permission the key lacks: the loop must stop."""
+
+
+class OrderRejectedError(FatalVenueError):
+    """The venue refused an order (insufficient funds, invalid amount, post-only would cross …)."""
+
+
+class OrderNotFoundError(FatalVenueError):
+    """No order with that id or label."""
+
+
+class MalformedReplyError(FatalVenueError):
+    """The venue answered with something that is not what its API promises (missing or NaN fields)."""
