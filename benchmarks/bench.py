@@ -157,7 +157,7 @@ def bench_venue(repeats: int) -> dict[str, float]:
     import json as _json
     import urllib.request
 
-    from controller.sim.engine import SimConfig, SimExchange
+    from controller.sim import SimConfig, SimExchange
     from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
     from controller.venues.ccxt_deribit import CcxtVenue, CcxtVenueSettings
     from controller.venues.sim import SimVenue
@@ -205,7 +205,7 @@ def bench_cycle_compute(repeats: int) -> dict[str, float]:
     from controller.risk.assess import assess
     from controller.risk.policy import PolicyState, decide
     from controller.risk.volatility import VolState
-    from controller.sim.engine import SimConfig, SimExchange
+    from controller.sim import SimConfig, SimExchange
     from controller.venues.sim import SimVenue
 
     config = load_config(None)
@@ -270,7 +270,7 @@ def bench_rest_calls_per_cycle() -> dict[str, float]:
 
     from controller.app import RunOptions, build_controller
     from controller.config import build_config
-    from controller.sim.engine import SimConfig, SimExchange
+    from controller.sim import SimConfig, SimExchange
     from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
     figures: dict[str, float] = {}
@@ -316,7 +316,7 @@ def bench_report(cycles: int) -> dict[str, float]:
 
     from controller.journal import Journal
     from controller.review.report import load_log, summarize, write_report
-    from controller.sim.engine import DEFAULT_START
+    from controller.sim import DEFAULT_START
 
     rng = np.random.default_rng(5)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_ccxt_example_runs_against_the_simulator():
-    from controller.sim.engine import SimExchange
+    from controller.sim import SimExchange
     from controller.sim.server import SimServer
 
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "import ccxt" in b]

@@ -10,12 +10,13 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controller.config import ConfigError, load_config
+from controller.cli.errors import user_errors
+from controller.config import load_config
 from controller.replay.metrics import compare_replays, comparison_rows
 from controller.replay.run import ROLES, replay
 from controller.review.render import console
 from controller.review.report import figure_text
-from controller.sim.market import ReplayError, load_replay_csv
+from controller.sim.market import load_replay_csv
 
 REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}
 
@@ -63,11 +64,9 @@ def replay_command(
         raise click.UsageError(
             "give --config or --book, not both (a config's [replay] section names its book)"
         )
-    try:
+    with user_errors():
         config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
         data = load_replay_csv(data_path)
-    except (ConfigError, ReplayError) as exc:
-        raise click.ClickException(str(exc)) from None
     db = db or Path(config.run.db)
     out = console(stderr=True)
     if data.gaps:
@@ -91,10 +90,8 @@ def replay_command(
                 tasks[role] = bar.add_task(role, total=total)
             bar.update(tasks[role], completed=done)
 
-        try:
+        with user_errors():
             outcome = replay(config, data, db, roles=ROLES[:1] if no_baselines else ROLES, progress=progress)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started
     rows = comparison_rows(compare_replays(db, outcome.replay_key))
     if as_json:

@@ -15,12 +15,11 @@ import click
 import schedule
 
 from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
-from controller.config import Config, ConfigError, load_config
+from controller.cli.errors import EXIT_STOPPED, user_errors
+from controller.config import Config, load_config
 from controller.loop import ControllerStopped, CycleResult
 from controller.review.log import recent_activity, render_activity
 from controller.review.render import console, print_cycle
-
-EXIT_STOPPED = 3  # the loop stopped on an error a person must act on (bad credentials …)
 
 
 def _run_options(fn: Any) -> Any:
@@ -157,19 +156,15 @@ def config_check(path: Path) -> None:
 
 
 def _load(path: Path | None) -> Config:
-    try:
+    with user_errors():
         return load_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _build(config: Config, options: RunOptions, logger: logging.Logger) -> Any:
-    try:
+    with user_errors():
         return build_controller(
             config, options, log=lambda level, message: logger.log(_LEVELS[level], message)
         )
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}

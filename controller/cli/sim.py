@@ -9,8 +9,9 @@ from types import FrameType
 
 import click
 
-from controller.sim.engine import SimConfig, SimExchange
-from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
+from controller.cli.errors import user_errors
+from controller.sim import SimConfig, SimExchange
+from controller.sim.market import ReplayPath, load_replay_csv
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
 
@@ -72,10 +73,8 @@ def serve(
             raise click.BadParameter(f"not an ISO time: {start_time!r}", param_hint="--start") from None
     config = SimConfig(seed=seed, start=start, initial_balance=balance)
     if replay_file is not None:
-        try:
+        with user_errors():
             data = load_replay_csv(replay_file)
-        except ReplayError as exc:
-            raise click.ClickException(str(exc)) from exc
         engine = SimExchange(config, path=ReplayPath(data))
         source = f"replay of {replay_file} ({len(data.times_ms):,} rows, {len(data.gaps)} gaps)"
     else:

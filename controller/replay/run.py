@@ -33,7 +33,7 @@ from controller.config import Config, ConfigError, build_config
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.loop import Controller
-from controller.sim.engine import SimExchange
+from controller.sim import SimExchange
 from controller.sim.market import ReplayData, ReplayPath
 from controller.venues import OrderRequest, Side, VenueError
 from controller.venues.sim import SimVenue, engine_config

@@ -1,0 +1,23 @@
+"""The simulated exchange (Deribit-compatible): one engine, two faces.
+
+In process through :class:`controller.venues.SimVenue` (the embedded default, replays, fast
+tests), and over HTTP through :class:`~controller.sim.server.SimServer`, which speaks the Deribit
+v2 JSON-RPC subset that ccxt uses (:mod:`.deribit_api`).  The engine (:mod:`.engine`) is built
+from :mod:`.model`, :mod:`.market`, :mod:`.listing`, :mod:`.quotes`, :mod:`.orders`,
+:mod:`.wallet`, :mod:`.account` and :mod:`.margin`; docs/simulator.md states its rules.
+"""
+
+from controller.sim.engine import SimExchange
+from controller.sim.market import ReplayData, ReplayError, ReplayPath, load_replay_csv
+from controller.sim.model import DEFAULT_START, SimConfig, SimError
+
+__all__ = [
+    "DEFAULT_START",
+    "ReplayData",
+    "ReplayError",
+    "ReplayPath",
+    "SimConfig",
+    "SimError",
+    "SimExchange",
+    "load_replay_csv",
+]

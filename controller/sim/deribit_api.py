@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from controller.sim.engine import Listed, SimError, SimExchange, SimOrder, SimQuote, SimTrade
-from controller.sim.listing import is_futures_expiry
+from controller.sim.engine import SimExchange
+from controller.sim.listing import Listed, is_futures_expiry
+from controller.sim.model import SimError, SimOrder, SimQuote, SimTrade
 from pricing.instruments import deribit_expiry_code
 
 PERPETUAL_EXPIRY_MS = 32503708800000  # Deribit's "never" for the perpetual

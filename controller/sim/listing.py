@@ -17,7 +17,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from pricing.instruments import deribit_expiry_code
+from controller.sim.margin import FeeParams
+from pricing import parse_deribit_name, year_fraction
+from pricing.instruments import Instrument, deribit_expiry_code
 
 DAY = timedelta(days=1)
 THIRTY_DAYS_YEARS = 30.0 / 365.0
@@ -43,6 +45,91 @@ class ListingParams:
     future_tick: float = 0.5  # USD
     future_min_amount: float = 10.0  # USD (one contract)
     max_carry: float = 0.5  # annualised
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An instrument on the exchange with its trading rules."""
+
+    name: str
+    instrument: Instrument
+    kind: str  # "option" or "future" (Deribit calls the perpetual a future too)
+    expiry: datetime | None  # None for the perpetual
+    strike: float | None
+    is_call: bool | None
+    tick_size: float
+    min_amount: float
+    contract_size: float
+    maker_fee: float
+    taker_fee: float
+    created_at: datetime
+
+    @property
+    def is_perpetual(self) -> bool:
+        return self.expiry is None
+
+
+def list_perpetual(params: ListingParams, fees: FeeParams, now: datetime) -> Listed:
+    """The currency's perpetual: inverse, sized in USD."""
+    return _future(f"{params.currency}-PERPETUAL", None, params, fees, now)
+
+
+def _future(
+    name: str, expiry: datetime | None, params: ListingParams, fees: FeeParams, now: datetime
+) -> Listed:
+    return Listed(
+        name,
+        parse_deribit_name(name),
+        "future",
+        expiry,
+        None,
+        None,
+        params.future_tick,
+        params.future_min_amount,
+        params.future_min_amount,
+        fees.future_maker,
+        fees.future_taker,
+        now,
+    )
+
+
+def list_expiries(
+    params: ListingParams,
+    fees: FeeParams,
+    *,
+    now: datetime,
+    index: float,
+    atm_vol: float,
+    listed_expiries: set[datetime],
+) -> list[Listed]:
+    """The dated futures and options of every expiry due to be listed that is not listed yet."""
+    out = []
+    for expiry in expiries_after(now, params):
+        if expiry in listed_expiries:
+            continue
+        t = year_fraction(start=now, end=expiry)
+        if is_futures_expiry(expiry, params):
+            out.append(_future(future_name(params.currency, expiry), expiry, params, fees, now))
+        for strike in strike_grid(index=index, atm_vol=atm_vol, t_years=t, params=params):
+            for is_call in (True, False):
+                name = option_name(params.currency, expiry, strike, is_call)
+                out.append(
+                    Listed(
+                        name,
+                        parse_deribit_name(name),
+                        "option",
+                        expiry,
+                        strike,
+                        is_call,
+                        params.option_tick,
+                        params.option_min_amount,
+                        1.0,
+                        fees.option_rate,
+                        fees.option_rate,
+                        now,
+                    )
+                )
+    return out
 
 
 def expiries_after(now: datetime, params: ListingParams) -> list[datetime]:

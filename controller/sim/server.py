@@ -32,7 +32,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from controller.sim.deribit_api import DeribitApi, ms
-from controller.sim.engine import SimError, SimExchange
+from controller.sim.engine import SimExchange
+from controller.sim.model import SimError
 
 DEFAULT_API_KEY = "levctl-sim-key"
 DEFAULT_API_SECRET = "levctl-sim-secret"

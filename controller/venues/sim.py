@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from controller.sim import SimConfig, SimError, SimExchange
 from controller.sim.deribit_api import DeribitApi, instrument_json
-from controller.sim.engine import SimConfig, SimError, SimExchange
 from controller.sim.listing import ListingParams
 from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
 from controller.venues.base import (

@@ -10,7 +10,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from controller.sim.engine import SimConfig, SimExchange
+from controller.sim import SimConfig, SimExchange
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from controller.cli import cli
 from controller.journal import integrity_ok
-from tests.controller.test_cli_sim import free_port, wait_for
+from tests.controller.cli.test_sim import free_port, wait_for
 
 SECRET = "e2e-s3cr3t-9f1c2b7d"
 KEY = "e2e-key"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from controller.cli import cli
 from controller.journal import Journal
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.sim.engine import SimConfig, SimExchange
+from controller.sim import SimConfig, SimExchange
 from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
 from tests.conftest import require_shared_file
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ccxt
 import pytest
 
-from controller.sim.engine import SimExchange
+from controller.sim import SimExchange
 
 PERP = "BTC/USD:BTC"
 

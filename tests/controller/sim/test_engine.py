@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing
-from controller.sim.engine import SimConfig, SimError, SimExchange
+from controller.sim import SimConfig, SimError, SimExchange
 from controller.sim.margin import MarginParams, future_margins, option_margins
 from controller.sim.market import StochasticVolParams, StochasticVolPath
 

@@ -1,0 +1,127 @@
+"""The account's money: cash balance, positions, fees and funding, in coin.
+
+Fills, funding and settlement move the balance and the positions here, and every movement is also
+booked to a P&L component (realised, funding, fees), so that
+``equity − start = realised + unrealised + funding − fees`` can be checked against two independent
+ledgers (:meth:`controller.sim.engine.SimExchange.ledger`).
+
+* A fill: options pay or receive their premium (``−signed_amount × price``); futures realise P&L
+  on the part that closes; both pay a fee (taker or maker rate for futures, the capped per-coin
+  rate for options).
+* Funding on the perpetual: ``−size_usd / index × funding_8h × elapsed / 8 h`` coin, accrued
+  continuously (a long pays a positive rate).
+* Settlement at the index: an option pays its intrinsic value in coin (payoff / index), a dated
+  future realises ``size · (1/avg − 1/index)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from datetime import datetime
+
+from controller.sim.account import PositionBook
+from controller.sim.listing import Listed
+from controller.sim.margin import FeeParams, future_fee, option_fee
+from controller.sim.model import EIGHT_HOURS_S, SimOrder, SimQuote, SimTrade
+
+
+class Wallet:
+    def __init__(self, initial_balance: float) -> None:
+        self.balance = initial_balance
+        self.positions: dict[str, PositionBook] = {}
+        self.fees_paid = 0.0
+        self.funding_total = 0.0
+        self.retired_pnl = 0.0  # realised P&L of positions removed by settlement
+        self._trade_ids = itertools.count(1)
+
+    def size(self, name: str) -> float:
+        book = self.positions.get(name)
+        return 0.0 if book is None else book.size
+
+    def fill(
+        self,
+        order: SimOrder,
+        listed: Listed,
+        amount: float,
+        price: float,
+        *,
+        liquidity: str,
+        quote: SimQuote,
+        fees: FeeParams,
+        now: datetime,
+    ) -> SimTrade:
+        """Execute ``amount`` of ``order`` at ``price`` ("T" taker or "M" maker) and record the trade."""
+        signed = amount if order.direction == "buy" else -amount
+        if listed.kind == "option":
+            fee = option_fee(amount=amount, price_coin=price, params=fees)
+            self.balance -= signed * price  # the premium
+        else:
+            rate = listed.taker_fee if liquidity == "T" else listed.maker_fee
+            fee = future_fee(amount_usd=amount, price=price, rate=rate)
+        book = self.positions.setdefault(order.name, PositionBook(order.name, listed.kind == "option"))
+        realised = book.apply_fill(signed, price)
+        if listed.kind != "option":
+            self.balance += realised
+        self.charge(fee)
+        trade = SimTrade(
+            f"SIMT-{next(self._trade_ids)}",
+            order.order_id,
+            order.name,
+            order.direction,
+            amount,
+            price,
+            fee,
+            liquidity,
+            now,
+            quote.index_price,
+            quote.mark_price,
+        )
+        order.trades.append(trade)
+        order.average_price = (order.average_price * order.filled + price * amount) / (order.filled + amount)
+        order.filled += amount
+        order.commission += fee
+        order.updated = now
+        if order.filled >= order.amount - 1e-12:
+            order.state = "filled"
+        return trade
+
+    def charge(self, fee: float) -> None:
+        """A fee (or penalty) in coin."""
+        self.balance -= fee
+        self.fees_paid += fee
+
+    def accrue_funding(
+        self, listed: Mapping[str, Listed], *, index: float, funding_8h: float, seconds: float
+    ) -> None:
+        for name, book in self.positions.items():
+            instrument = listed.get(name)
+            if instrument is None or not instrument.is_perpetual or book.size == 0.0:
+                continue
+            payment = -(book.size / index) * funding_8h * seconds / EIGHT_HOURS_S
+            book.funding += payment
+            self.funding_total += payment
+            self.balance += payment
+
+    def settle(self, listed: Listed, index: float) -> bool:
+        """Settle and remove the position in an expired instrument; False when there was none."""
+        book = self.positions.pop(listed.name, None)
+        if book is None or book.size == 0.0:
+            return False
+        if listed.kind == "option":
+            strike = listed.strike
+            if strike is None:
+                raise ValueError(f"{listed.name} has no strike")
+            payoff_usd = max(index - strike, 0.0) if listed.is_call else max(strike - index, 0.0)
+            value = payoff_usd / index
+            book.realised_pnl += book.size * (value - book.average_price)
+            self.balance += book.size * value
+        else:
+            realised = book.size * (1.0 / book.average_price - 1.0 / index)
+            book.realised_pnl += realised
+            self.balance += realised
+        self.retired_pnl += book.realised_pnl
+        return True
+
+    def realised_total(self) -> float:
+        return self.retired_pnl + sum(b.realised_pnl for b in self.positions.values())
