@@ -201,7 +201,7 @@ def bench_cycle_compute(repeats: int) -> dict[str, float]:
     from controller.config import load_config
     from controller.execution import DryRunExecutor
     from controller.journal import Journal
-    from controller.loop import _cycle_record
+    from controller.records import cycle_record
     from controller.risk.assess import assess
     from controller.risk.policy import PolicyState, decide
     from controller.risk.volatility import VolState
@@ -252,8 +252,8 @@ def bench_cycle_compute(repeats: int) -> dict[str, float]:
 
             def cycle(snap=snap, now=now, compute=compute, executor=executor) -> None:  # type: ignore[no-untyped-def]
                 report, decision = compute()
-                execution = executor.execute(decision, labels=[f"b-{i}" for i in range(len(decision.orders))])
-                journal.write_cycle(_cycle_record(run_id, 1, now, snap, report, decision, execution, 0.0))
+                execution = executor.execute([], gate=lambda order: None)  # a dry run records nothing more
+                journal.write_cycle(cycle_record(run_id, 1, now, snap, report, decision, execution, 0.0))
 
             figures[f"cycle_compute_ms_{size}_positions"] = best_of(compute, repeats) * 1e3
             figures[f"cycle_with_journal_ms_{size}_positions"] = best_of(cycle, repeats) * 1e3
@@ -303,7 +303,8 @@ def bench_rest_calls_per_cycle() -> dict[str, float]:
             controller.run(cycles=1, scheduler=schedule.Scheduler(), should_stop=lambda: False)
             with urllib.request.urlopen(server.url + "/_sim/requests") as reply:
                 figures[f"rest_calls_per_cycle_{size}_positions"] = len(json.load(reply)["requests"])
-            controller.journal.close()
+            controller.finish("finished", "benchmark")
+            controller.close()
     return figures
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from controller.config import Config, ConfigError
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
+from controller.lock import RunLocks, account_key
 from controller.loop import Controller
 from controller.venues import ReadOnlyVenue, Venue
 from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue
@@ -68,10 +69,34 @@ def build_controller(
     log: Callable[[str, str], None] = lambda level, message: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Controller:
+    """Everything a run needs, wired: locks first, then the journal, the venue and the executor.
+
+    Raises :class:`~controller.lock.AlreadyRunningError` when another process holds the decision log
+    (or, for a run that sends orders to an exchange, the account).
+    """
     env = os.environ if env is None else env
     mode = effective_mode(config, options)
-    journal = Journal(options.db or Path(config.run.db))
-    kill_file = Path(config.run.kill_switch_file)
+    db = options.db or Path(config.run.db)
+    key, secret = env.get(API_KEY_ENV), env.get(API_SECRET_ENV)
+    if config.venue.kind == "ccxt" and not (key and secret):
+        raise ConfigError(
+            f"{API_KEY_ENV} and {API_SECRET_ENV} must be set in the environment to use {config.source}"
+        )
+    sends_to_exchange = config.venue.kind == "ccxt" and mode != "dry-run"
+    locks = RunLocks(
+        db,
+        account_dir=Path(config.run.account_lock_dir),
+        account=account_key(
+            config.venue.ccxt.exchange, options.venue_url or config.venue.ccxt.rest_url, key or ""
+        )
+        if sends_to_exchange
+        else None,
+    ).acquire()
+    try:
+        journal = Journal(db, durable=sends_to_exchange)
+    except BaseException:
+        locks.release()
+        raise
     if config.venue.kind == "sim":
         sim = _sim_venue(config, log)
         venue: Venue = sim
@@ -83,11 +108,6 @@ def build_controller(
 
         advance_fn: Callable[[], None] | None = advance
     else:
-        key, secret = env.get(API_KEY_ENV), env.get(API_SECRET_ENV)
-        if not key or not secret:
-            raise ConfigError(
-                f"{API_KEY_ENV} and {API_SECRET_ENV} must be set in the environment to use {config.source}"
-            )
         settings = config.ccxt_settings()
         if options.venue_url:
             settings = replace(settings, rest_url=options.venue_url)
@@ -102,9 +122,12 @@ def build_controller(
     else:
         executor = OrderExecutor(
             venue,
+            journal,
+            clock=clock,
             order_timeout_s=config.run.order_timeout_s,
+            valid_for_s=config.run.order_valid_s,
+            valid_margin_s=config.run.valid_margin_s,
             sleep=sleep,
-            grace_s=min(1.0, config.venue.ccxt.timeout_ms / 1000.0),
         )
         read_venue = venue  # type: ignore[assignment]
     return Controller(
@@ -115,9 +138,23 @@ def build_controller(
         clock=clock,
         sleep=sleep,
         advance=advance_fn,
-        kill_switch=kill_file.exists,
+        kill_switch=Path(config.run.kill_switch_file).exists,
         log=log,
+        scrub=_scrubber(key, secret),
+        release=locks.release,
     )
+
+
+def _scrubber(*secrets: str | None) -> Callable[[str], str]:
+    """Defence in depth: the API key and secret never reach a message, whatever produced it."""
+    known = [s for s in secrets if s]
+
+    def scrub(text: str) -> str:
+        for secret in known:
+            text = text.replace(secret, "***")
+        return text
+
+    return scrub
 
 
 def _sim_venue(config: Config, log: Callable[[str, str], None]) -> SimVenue:

@@ -48,6 +48,9 @@ class RunConfig(_Strict):
     log_file: str = "logs/levctl.log"
     allow_live: bool = False
     order_timeout_s: Positive = 20.0
+    order_valid_s: Annotated[float, Field(gt=0, le=300)] = 15.0  # Deribit valid_until: now + this
+    valid_margin_s: NonNegative = 5.0  # past valid_until by this, "not found" is proof of never placed
+    account_lock_dir: str = "~/.cache/levctl/locks"  # one sending bot per account, across logs
     retry_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     retry_base_delay_s: NonNegative = 0.5
     retry_max_delay_s: NonNegative = 8.0
@@ -134,6 +137,8 @@ class GuardConfig(_Strict):
     max_margin_ratio: Positive = 0.5
     max_drawdown: Annotated[float, Field(gt=0, le=1)] = 0.35
     hold_on_greeks_divergence: bool = True
+    max_clock_skew_s: Positive = 5.0  # local vs exchange clock: a warning beyond it
+    max_future_s: NonNegative = 2.0  # figures stamped later than the exchange's clock by more: HOLD
 
 
 class AdviceConfig(_Strict):

@@ -1,17 +1,32 @@
-"""The controller loop: snapshot → risk → policy → execution → journal, every cycle.
+"""The controller loop: snapshot → settle orders in flight → risk → policy → execution → journal.
 
 One cycle never overlaps the next: the ``schedule`` library computes the next run after a job
-ends, so a slow cycle delays the next one instead of stacking them.  A temporary venue error is
-retried with backoff and recorded as an event; a cycle that fails for any other reason is
-recorded and the loop goes on; only an :class:`AccessDeniedError` (bad credentials, missing
-permission) stops it, with a clear message.  Stop requests (SIGINT/SIGTERM) are honoured between
-cycles.  The clock, the sleep and the scheduler are passed in.
+ends, so a slow cycle delays the next one instead of stacking them.  The clock, the sleep and the
+scheduler are passed in.
+
+What can go wrong, and what happens:
+
+* a temporary venue error is retried with backoff and recorded as an event;
+* any other exception in a cycle — an exchange error, a reply of the wrong shape, a bug — is
+  recorded (a cycle row in state ERROR and an event naming the exception, secrets scrubbed) and the
+  loop goes on;
+* what repetition cannot fix halts trading with its reason (:class:`ControllerHalted`, exit status
+  3): the exchange refusing our credentials on any call, equity at or below zero, a position in an
+  instrument the controller cannot price, a decision log that cannot be written.  A restart after
+  the cause is gone resumes;
+* an order whose outcome is unknown stays in flight — held in every decision, looked up every cycle
+  — until it is resolved (:mod:`controller.execution`); at start-up the journal's orders in flight,
+  whichever run sent them, are resolved the same way.
+
+Stop requests (SIGINT/SIGTERM) are honoured between cycles.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import os
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,20 +37,44 @@ import schedule
 
 from controller import __version__
 from controller.config import Config
-from controller.execution import DryRunExecutor, ExecutionReport, OrderExecutor, order_label
-from controller.journal import CycleRecord, Journal
-from controller.risk.assess import RiskReport, assess
-from controller.risk.policy import Decision, PolicyState, decide
-from controller.risk.volatility import VolState
+from controller.execution import (
+    DryRunExecutor,
+    Event,
+    ExecutionReport,
+    OrderExecutor,
+    Resolver,
+    in_flight_positions,
+    order_label,
+)
+from controller.journal import CycleRecord, Journal, JournalError
+from controller.orders import OrderState, TrackedOrder, describe
+from controller.records import cycle_record, cycle_summary
+from controller.risk import (
+    AccountStateError,
+    Decision,
+    InFlightOrder,
+    PolicyState,
+    RiskReport,
+    TradingState,
+    VolState,
+    assess,
+    check,
+    decide,
+)
 from controller.venues import (
     AccessDeniedError,
     AccountSnapshot,
+    BackoffPolicy,
     InstrumentSpec,
-    OrderState,
+    OrderReport,
     TemporaryVenueError,
+    TradeReport,
+    UnknownInstrumentError,
     VenueError,
+    call_with_retries,
 )
-from controller.venues.retry import BackoffPolicy, call_with_retries
+
+HALTS = (AccessDeniedError, UnknownInstrumentError, AccountStateError)  # repetition cannot fix these
 
 
 class ReadVenue(Protocol):
@@ -47,13 +86,17 @@ class ReadVenue(Protocol):
 
     def snapshot(self) -> AccountSnapshot: ...
 
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None: ...
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None: ...
 
-    def open_orders(self) -> list[OrderState]: ...
+    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]: ...
+
+    def server_time(self) -> datetime: ...
+
+    def open_orders(self) -> list[OrderReport]: ...
 
 
-class ControllerStopped(Exception):
-    """The loop stopped for a reason a person must act on (bad credentials …)."""
+class ControllerHalted(Exception):
+    """Trading stopped for a reason repetition cannot fix: a person must act (bad credentials …)."""
 
 
 @dataclass
@@ -78,17 +121,20 @@ class Controller:
     advance: Callable[[], None] | None = None  # the simulator's virtual clock: one step before each cycle
     kill_switch: Callable[[], bool] = lambda: False
     log: Callable[[str, str], None] = lambda level, message: None
+    scrub: Callable[[str], str] = lambda text: text  # removes secrets from messages
+    release: Callable[[], None] = lambda: None  # the run's locks
     run_id: int = 0
     run_key: str = ""
     cycles_done: int = 0
     policy_state: PolicyState = field(default_factory=PolicyState)
     vol_state: VolState = field(default_factory=VolState)
-    pending_labels: list[str] = field(default_factory=list)
+    in_flight: list[TrackedOrder] = field(default_factory=list)
     specs: Mapping[str, InstrumentSpec] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- start and stop
     def start(self) -> None:
         started = self.clock()
+        crashed = self.journal.close_crashed_runs(now=started, found_by=f"process {os.getpid()}")
         self.run_id = self.journal.start_run(
             started_at=started,
             mode=self.mode,
@@ -97,8 +143,12 @@ class Controller:
             config_json=self.config.as_json(),
             config_sha256=self.config.sha256,
             version=__version__,
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
         self.run_key = f"{self.run_id}{_base36(int(started.timestamp()))[-5:]}"
+        for run in crashed:
+            self._event("warning", "crashed_run", f"run {run['id']} was left running: closed as crashed")
         self._event(
             "info",
             "start",
@@ -107,13 +157,12 @@ class Controller:
         try:
             self.specs = self._with_retries(self.venue.load_instruments, [])
         except AccessDeniedError as exc:
-            raise self._stop(exc) from None
+            raise self._halt(str(exc)) from None
         if self.config.venue.hedge_instrument not in self.specs:
-            raise self._stop(
-                VenueError(
-                    f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
-                )
+            raise self._halt(
+                f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
             )
+        self._resume_in_flight()
         self._reconcile()
 
     @property
@@ -124,14 +173,36 @@ class Controller:
         self._event("info", "stop", f"{status}: {reason}")
         self.journal.finish_run(self.run_id, finished_at=self.clock(), status=status, reason=reason)
 
+    def close(self) -> None:
+        """Close the decision log and release the run's locks (after :meth:`finish`)."""
+        try:
+            self.journal.close()
+        finally:
+            self.release()
+
+    def _resume_in_flight(self) -> None:
+        """Orders the journal holds in flight (this log's earlier runs): resolve them before deciding."""
+        pending = self.journal.in_flight()
+        if not pending:
+            return
+        events: list[Event] = [
+            ("warning", "order_in_flight_at_start", f"{describe(o)}: resolving it before any decision")
+            for o in pending
+        ]
+        resolved = [self._settle(o, events, position=None) for o in pending]
+        self.in_flight = [o for o in resolved if o.in_flight]
+        for level, kind, message in events:
+            self._event(level, kind, message)
+
     def _reconcile(self) -> None:
-        """Open orders carrying our label prefix from an earlier run: cancel or adopt them."""
+        """Open orders carrying our label prefix that the journal does not follow: cancel or adopt them."""
         prefix = f"{self.config.run.label_prefix}-"
+        followed = {o.label for o in self.in_flight}
         try:
             stray = [
                 o
                 for o in self._with_retries(self.venue.open_orders, [])
-                if (o.label or "").startswith(prefix)
+                if (o.label or "").startswith(prefix) and o.label not in followed
             ]
         except VenueError as exc:
             self._event("warning", "reconcile_failed", f"could not list open orders: {exc}")
@@ -146,6 +217,8 @@ class Controller:
                 f"dry-run leaves {len(stray)} open order(s) of an earlier run: {names}",
             )
         elif self.config.run.reconcile == "adopt":
+            for order in stray:
+                self.in_flight.append(self.journal.record_intent(self._adopted(order), detail="adopted"))
             self._event("info", "reconcile", f"adopted {len(stray)} open order(s) of an earlier run: {names}")
         else:
             for order in stray:
@@ -157,87 +230,165 @@ class Controller:
                 except VenueError as exc:
                     self._event("warning", "reconcile_failed", f"could not cancel {order.label}: {exc}")
 
+    def _adopted(self, order: OrderReport) -> TrackedOrder:
+        now = self.clock()
+        return TrackedOrder(
+            label=order.label or order.order_id,
+            run_id=self.run_id,
+            cycle_n=0,
+            instrument=order.instrument,
+            side=order.side,
+            amount=order.amount,
+            reduce_only=order.reduce_only,
+            state=OrderState.OPEN,
+            created_at=now,
+            updated_at=now,
+            exchange_order_id=order.order_id,
+            filled_amount=order.filled_amount,
+            avg_price=order.average_price,
+            resolved_by="adopted",
+        )
+
     # ----------------------------------------------------------------- the cycle
     def cycle(self) -> CycleResult:
         self.cycles_done += 1
         n = self.cycles_done
         started = time.perf_counter()
-        events: list[tuple[str, str, str]] = []
+        events: list[Event] = []
         if self.advance is not None and n > 1:
             self.advance()
         now = self.clock()
-        events += self._resolve_pending()
         try:
-            snapshot = self._with_retries(self.venue.snapshot, events)
-            report, vol_state = assess(snapshot, self.config.risk, self.vol_state, now=now)
-            decision, policy_state = decide(
-                report,
-                snapshot,
-                self.specs[self.config.venue.hedge_instrument],
-                self.config.policy,
-                self.config.guards,
-                self.config.advice,
-                self.policy_state,
-                now=now,
-                kill_switch=self.kill_switch(),
-            )
-        except AccessDeniedError as exc:
-            raise self._stop(exc) from None
-        except (VenueError, ValueError, ArithmeticError) as exc:
-            message = f"cycle {n} failed: {exc}"
-            events.append(("error", "cycle_failed", message))
-            self.log("error", message)
-            row = {
-                "run_id": self.run_id,
-                "n": n,
-                "ts": now,
-                "state": "ERROR",
-                "action": "ERROR",
-                "reason": str(exc),
-                "latency_ms": (time.perf_counter() - started) * 1e3,
-            }
-            cycle_id = self.journal.write_cycle(CycleRecord(row, events=self._event_rows(events, now)))
-            return CycleResult(n, None, None, None, None, str(exc), cycle_id)
+            return self._cycle(n, now, started, events)
+        except ControllerHalted:
+            raise
+        except JournalError as exc:
+            raise self._halt(str(exc), journal_works=False) from None
+        except HALTS as exc:
+            raise self._halt_cycle(n, now, started, events, str(exc)) from None
+        except Exception as exc:  # the cycle boundary: record it, and the loop goes on
+            return self._failed(n, now, started, events, exc)
+
+    def _cycle(self, n: int, now: datetime, started: float, events: list[Event]) -> CycleResult:
+        snapshot = self._with_retries(self.venue.snapshot, events)
+        self._settle_in_flight(snapshot, events)
+        report, vol_state = assess(snapshot, self.config.risk, self.vol_state, now=snapshot.server_time)
+        decision, policy_state = decide(
+            report,
+            snapshot,
+            self.specs[self.config.venue.hedge_instrument],
+            self.config.policy,
+            self.config.guards,
+            self.config.advice,
+            self.policy_state,
+            now=now,
+            kill_switch=self.kill_switch(),
+            in_flight=tuple(_for_policy(o) for o in self.in_flight),
+        )
         self.vol_state, self.policy_state = vol_state, policy_state
-        labels = [
-            order_label(self.config.run.label_prefix, self.run_key, n, leg)
-            for leg in range(len(decision.orders))
-        ]
-        execution = self.executor.execute(decision, labels=labels)
+        execution = self.executor.execute(
+            self._plan(n, now, decision, snapshot), gate=self._gate(report, decision)
+        )
         events += execution.events
-        self.pending_labels += [o.label for o in execution.outcomes if o.status == "unknown"]
-        latency = (time.perf_counter() - started) * 1e3
-        record = _cycle_record(self.run_id, n, now, snapshot, report, decision, execution, latency)
+        self.in_flight += [o for o in execution.orders if o.in_flight]
+        skew = _clock_skew(snapshot)
+        if abs(skew) > self.config.guards.max_clock_skew_s:
+            events.append(
+                ("warning", "clock_skew", f"the local clock is {skew:+.1f} s off the exchange's (usOut)")
+            )
+        record = cycle_record(self.run_id, n, now, snapshot, report, decision, execution, started)
+        record.row.update(skew_s=skew, in_flight=len(self.in_flight))
         record.events = self._event_rows(events, now)
         cycle_id = self.journal.write_cycle(record)
-        self.log("info", _summary(n, report, decision, execution))
+        self.log("info", cycle_summary(n, report, decision, execution))
+        if execution.halt is not None:
+            raise self._halt(execution.halt)
         return CycleResult(n, decision, report, snapshot, execution, None, cycle_id)
 
-    def _resolve_pending(self) -> list[tuple[str, str, str]]:
-        """Orders whose outcome was unknown: look them up by label (they are never resent)."""
-        events, still = [], []
-        for label in self.pending_labels:
-            try:
-                found = self.venue.get_order(label=label)
-            except VenueError as exc:
-                still.append(label)
-                events.append(("warning", "order_lookup_failed", f"{label}: {exc}"))
-                continue
-            if found is None:
-                events.append(("info", "order_never_placed", f"{label}: the venue has no such order"))
-            else:
-                events.append(
-                    (
-                        "info",
-                        "order_found_late",
-                        f"{label}: {found.order_id} {found.status}, "
-                        f"filled {found.filled_amount:g} at {found.average_price}",
-                    )
-                )
-        self.pending_labels = still
-        return events
+    def _plan(
+        self, n: int, now: datetime, decision: Decision, snapshot: AccountSnapshot
+    ) -> list[TrackedOrder]:
+        held = {p.name: p.size for p in snapshot.positions}
+        return [
+            TrackedOrder(
+                label=order_label(self.config.run.label_prefix, self.run_key, n, leg),
+                run_id=self.run_id,
+                cycle_n=n,
+                instrument=p.instrument,
+                side=p.side,
+                amount=p.amount,
+                reduce_only=p.reduce_only,
+                state=OrderState.SENDING,
+                created_at=now,
+                updated_at=now,
+                notional_usd=p.notional_usd,
+                delta_usd_change=p.delta_usd_change,
+                position_before=held.get(p.instrument, 0.0),
+            )
+            for leg, p in enumerate(decision.orders)
+        ]
 
-    def _with_retries(self, operation: Callable[[], Any], events: list[tuple[str, str, str]]) -> Any:
+    def _gate(self, report: RiskReport, decision: Decision) -> Callable[[TrackedOrder], Any]:
+        def gate(order: TrackedOrder) -> Any:
+            return check(
+                order,
+                report=report,
+                spec=self.specs[order.instrument],
+                settings=self.config.policy,
+                reducing=decision.state is TradingState.REDUCING,
+                kill_switch=self.kill_switch(),
+            )
+
+        return gate
+
+    def _settle_in_flight(self, snapshot: AccountSnapshot, events: list[Event]) -> None:
+        if not self.in_flight:
+            return
+        positions = in_flight_positions(self.in_flight, {p.name: p.size for p in snapshot.positions})
+        settled = [self._settle(o, events, position=positions[o.label]) for o in self.in_flight]
+        self.in_flight = [o for o in settled if o.in_flight]
+
+    def _settle(self, order: TrackedOrder, events: list[Event], *, position: float | None) -> TrackedOrder:
+        if isinstance(self.executor, OrderExecutor):
+            return self.executor.settle(order, events, position=position)
+        resolver = Resolver(
+            self.venue, self.journal, clock=self.clock, valid_margin_s=self.config.run.valid_margin_s
+        )
+        return resolver.resolve(order, events, position=position)
+
+    def _failed(
+        self, n: int, now: datetime, started: float, events: list[Event], exc: Exception
+    ) -> CycleResult:
+        message = self.scrub(f"{exc}" if isinstance(exc, VenueError) else f"{type(exc).__name__}: {exc}")
+        events.append(("error", "cycle_failed", f"cycle {n} failed: {message}"))
+        self.log("error", f"cycle {n} failed: {message}")
+        cycle_id = self._write_bare_cycle(n, now, started, events, "ERROR", "ERROR", message)
+        return CycleResult(n, None, None, None, None, message, cycle_id)
+
+    def _halt_cycle(
+        self, n: int, now: datetime, started: float, events: list[Event], reason: str
+    ) -> ControllerHalted:
+        reason = self.scrub(reason)
+        events.append(("error", "halt", f"halted: {reason}"))
+        self._write_bare_cycle(n, now, started, events, "HALTED", "HALT", reason)
+        return self._halt(reason, recorded=True)
+
+    def _write_bare_cycle(
+        self, n: int, now: datetime, started: float, events: list[Event], state: str, action: str, reason: str
+    ) -> int:
+        row = {
+            "run_id": self.run_id,
+            "n": n,
+            "ts": now,
+            "state": state,
+            "action": action,
+            "reason": reason,
+            "latency_ms": (time.perf_counter() - started) * 1e3,
+            "in_flight": len(self.in_flight),
+        }
+        return self.journal.write_cycle(CycleRecord(row, events=self._event_rows(events, now)))
+
+    def _with_retries(self, operation: Callable[[], Any], events: list[Event]) -> Any:
         policy = BackoffPolicy(
             attempts=self.config.run.retry_attempts,
             base_delay_s=self.config.run.retry_base_delay_s,
@@ -270,130 +421,33 @@ class Controller:
         return f"{self.cycles_done} cycles done"
 
     # ----------------------------------------------------------------- helpers
-    def _stop(self, exc: Exception) -> ControllerStopped:
-        message = f"stopped: {exc}"
-        self._event("error", "fatal", message)
-        self.log("error", message)
-        return ControllerStopped(str(exc))
+    def _halt(self, reason: str, *, journal_works: bool = True, recorded: bool = False) -> ControllerHalted:
+        reason = self.scrub(reason)
+        if journal_works and not recorded:
+            with contextlib.suppress(JournalError):  # the halt stands; the terminal still gets the reason
+                self._event("error", "halt", f"halted: {reason}")
+        self.log("error", f"halted: {reason}")
+        return ControllerHalted(reason)
 
     def _event(self, level: str, kind: str, message: str) -> None:
         self.journal.event(
-            run_id=self.run_id or None, ts=self.clock(), level=level, kind=kind, message=message
+            run_id=self.run_id or None, ts=self.clock(), level=level, kind=kind, message=self.scrub(message)
         )
 
-    def _event_rows(self, events: list[tuple[str, str, str]], now: datetime) -> list[dict[str, Any]]:
+    def _event_rows(self, events: list[Event], now: datetime) -> list[dict[str, Any]]:
         return [
-            {"run_id": self.run_id, "ts": now, "level": lv, "kind": k, "message": m} for lv, k, m in events
+            {"run_id": self.run_id, "ts": now, "level": lv, "kind": k, "message": self.scrub(m)}
+            for lv, k, m in events
         ]
 
 
-def _cycle_record(
-    run_id: int,
-    n: int,
-    now: datetime,
-    snapshot: AccountSnapshot,
-    report: RiskReport,
-    decision: Decision,
-    execution: ExecutionReport,
-    latency_ms: float,
-) -> CycleRecord:
-    worst = report.worst_scenario
-    row = {
-        "run_id": run_id,
-        "n": n,
-        "ts": now,
-        "venue_time": snapshot.server_time,
-        "state": decision.state.value,
-        "action": decision.action.value,
-        "reason": decision.reason,
-        "equity_usd": report.equity_usd,
-        "equity_coin": report.equity_coin,
-        "index_price": report.index_price,
-        "sigma_hat": report.sigma_hat,
-        "sigma_source": report.sigma_source,
-        "delta_coin": report.delta_coin,
-        "delta_usd": report.delta_usd,
-        "dollar_gamma_usd": report.dollar_gamma_usd,
-        "vega_usd": report.vega_usd,
-        "theta_usd": report.theta_usd,
-        "leverage": report.leverage,
-        "signed_leverage": report.signed_leverage,
-        "leverage_iv": report.leverage_iv,
-        "leverage_stress": report.leverage_stress,
-        "gross_leverage": report.gross_leverage,
-        "target_leverage": decision.target_leverage,
-        "band_low": decision.band_low,
-        "band_high": decision.band_high,
-        "margin_ratio": report.margin_ratio if math.isfinite(report.margin_ratio) else None,
-        "worst_scenario_loss_usd": report.worst_loss_usd,
-        "worst_scenario": None if worst is None else worst.scenario.label,
-        "liquidation_move": report.liquidation_move,
-        "latency_ms": latency_ms,
-        "rest_calls": snapshot.rest_calls,
-        "advice": [a.text for a in decision.advice],
-    }
-    held = {p.name: p for p in snapshot.positions}
-    positions = [
-        {
-            "instrument": r.name,
-            "size": r.size,
-            "mark_price": held[r.name].mark_price if r.name in held else None,
-            "mark_iv": held[r.name].mark_iv if r.name in held else None,
-            "delta": r.delta,
-            "gamma": r.gamma,
-            "vega": r.vega_usd,
-            "theta": r.theta_usd,
-            "dollar_gamma_usd": r.dollar_gamma_usd,
-            "exchange_delta": held[r.name].exchange_greeks.delta if r.name in held else None,
-        }
-        for r in report.book.positions
-    ]
-    orders = []
-    for outcome in execution.outcomes:
-        p, s = outcome.planned, outcome.state
-        orders.append(
-            {
-                "run_id": run_id,
-                "label": outcome.label,
-                "instrument": p.instrument,
-                "side": p.side.value,
-                "amount": p.amount,
-                "type": "market",
-                "reduce_only": int(p.reduce_only),
-                "status": outcome.status,
-                "exchange_order_id": None if s is None else s.order_id,
-                "filled_amount": None if s is None else s.filled_amount,
-                "avg_price": None if s is None else s.average_price,
-                "fee_coin": None if s is None else s.fee_coin,
-                "error": outcome.error,
-                "ts": now,
-                "request": {
-                    "instrument": p.instrument,
-                    "side": p.side.value,
-                    "amount": p.amount,
-                    "reduce_only": p.reduce_only,
-                    "notional_usd": p.notional_usd,
-                    "delta_usd_change": p.delta_usd_change,
-                },
-            }
-        )
-    return CycleRecord(row, positions=positions, orders=orders)
+def _for_policy(order: TrackedOrder) -> InFlightOrder:
+    return InFlightOrder(order.label, order.instrument, order.state.value, order.created_at, describe(order))
 
 
-def _summary(n: int, report: RiskReport, decision: Decision, execution: ExecutionReport) -> str:
-    orders = (
-        ", ".join(
-            f"{o.planned.side.value} {o.planned.amount:g} {o.planned.instrument} [{o.status}]"
-            for o in execution.outcomes
-        )
-        or "no order"
-    )
-    band = "" if decision.band_low is None else f" band [{decision.band_low:+.2f}, {decision.band_high:+.2f}]"
-    return (
-        f"cycle {n}: {decision.action.value} L {report.signed_leverage:+.2f}{band} σ̂ "
-        f"{(report.sigma_hat or float('nan')):.1%} equity {report.equity_usd:,.0f} USD; {orders}; "
-        f"{decision.reason}"
-    )
+def _clock_skew(snapshot: AccountSnapshot) -> float:
+    """Local clock minus the exchange's, in seconds, at the end of the snapshot."""
+    return (snapshot.taken_at - snapshot.server_time).total_seconds()
 
 
 def _base36(value: int) -> str:

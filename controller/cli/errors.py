@@ -18,6 +18,8 @@ EXIT_STOPPED = 3
 USER_ERRORS = frozenset(
     {
         "controller.config.ConfigError",
+        "controller.journal.store.JournalError",
+        "controller.lock.AlreadyRunningError",
         "controller.cli.positions_file.PositionsFileError",
         "controller.sim.market.ReplayError",
         "pricing._inputs.InvalidInputError",

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import schedule
 
 from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
-from controller.cli.errors import EXIT_STOPPED, user_errors
+from controller.cli.errors import EXIT_STOPPED, EXIT_USER_ERROR, user_errors
 from controller.config import Config, load_config
-from controller.loop import ControllerStopped, CycleResult
+from controller.journal import JournalError
+from controller.loop import Controller, ControllerHalted, CycleResult
 from controller.review.log import recent_activity, render_activity
 from controller.review.render import console, print_cycle
 
@@ -71,25 +74,23 @@ def run(
         logger.info("stop requested: finishing the current cycle")
 
     previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+
+    def body() -> str:
         controller.start()
-        reason = controller.run(
+        return controller.run(
             cycles=config.run.cycles if cycles is None else cycles,
             scheduler=schedule.Scheduler(),
             should_stop=lambda: stop["asked"],
         )
-    except ControllerStopped as exc:
-        controller.finish("stopped", str(exc))
-        controller.journal.close()
-        click.echo(f"Error: levctl stopped: {exc}", err=True)
-        sys.exit(EXIT_STOPPED)
+
+    try:
+        reason = _supervised(controller, body, logger)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    controller.finish("finished", reason)
-    db_path = controller.journal.path
-    controller.journal.close()
-    click.echo(f"levctl: {reason}; decision log {db_path} (run {controller.run_id}, mode {controller.mode})")
+    _close(controller, "finished", reason)
+    where = f"decision log {controller.journal.path} (run {controller.run_id}, mode {controller.mode})"
+    click.echo(f"levctl: {reason}; {where}")
 
 
 @click.command()
@@ -102,17 +103,42 @@ def once(
     config = _load(config_path)
     logger = _logging(config, quiet=True)
     controller = _build(config, RunOptions(dry_run, live, db, venue_url), logger)
-    try:
+
+    def body() -> CycleResult:
         controller.start()
-        result = controller.cycle()
-    except ControllerStopped as exc:
-        controller.finish("stopped", str(exc))
-        controller.journal.close()
-        click.echo(f"Error: levctl stopped: {exc}", err=True)
-        sys.exit(EXIT_STOPPED)
-    controller.finish("finished", "one cycle")
-    controller.journal.close()
+        return controller.cycle()
+
+    result = _supervised(controller, body, logger)
+    _close(controller, "finished", "one cycle")
     _print_result(result, controller.mode, as_json)
+
+
+T = TypeVar("T")
+
+
+def _supervised(controller: Controller, body: Callable[[], T], logger: logging.Logger) -> T:
+    """Run ``body``; a halt or a failure closes the run with its reason and exits with one line."""
+    try:
+        return body()
+    except (ControllerHalted, JournalError) as exc:
+        _close(controller, "halted", str(exc))
+        click.echo(f"Error: levctl halted: {exc}", err=True)
+        sys.exit(EXIT_STOPPED)
+    except Exception as exc:  # a bug: the traceback goes to the log file, one line to the terminal
+        logger.exception("unexpected error")
+        message = controller.scrub(f"{type(exc).__name__}: {exc}")
+        _close(controller, "failed", message)
+        click.echo(f"Error: levctl failed: {message} (details in {controller.config.run.log_file})", err=True)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _close(controller: Controller, status: str, reason: str) -> None:
+    """Record how the run ended (if the log can still be written) and release its log and locks."""
+    try:
+        with contextlib.suppress(JournalError):
+            controller.finish(status, reason)
+    finally:
+        controller.close()
 
 
 @click.command(name="log")

@@ -32,6 +32,7 @@ from pathlib import Path
 from controller.config import Config, ConfigError, build_config
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
+from controller.lock import RunLocks
 from controller.loop import Controller
 from controller.sim import SimExchange
 from controller.sim.market import ReplayData, ReplayPath
@@ -155,6 +156,7 @@ def replay(
         raise ValueError(f"replay roles must be some of {ROLES}, got {roles}")
     key = uuid.uuid4().hex[:12]
     digest = hashlib.sha256(data.times_ms.tobytes() + data.prices.tobytes()).hexdigest()
+    locks = RunLocks(db).acquire()  # a replay writes the log too: never beside a running bot
     journal = Journal(db)
     try:
         runs = []
@@ -186,6 +188,7 @@ def replay(
             runs.append(run)
     finally:
         journal.close()
+        locks.release()
     return ReplayOutcome(key, tuple(runs), data.gaps)
 
 
@@ -206,7 +209,15 @@ def _replay_once(
     executor = (
         DryRunExecutor()
         if passive
-        else OrderExecutor(venue, order_timeout_s=config.run.order_timeout_s, sleep=lambda s: None)
+        else OrderExecutor(
+            venue,
+            journal,
+            clock=lambda: engine.now,
+            order_timeout_s=config.run.order_timeout_s,
+            valid_for_s=config.run.order_valid_s,
+            valid_margin_s=config.run.valid_margin_s,
+            sleep=lambda s: None,
+        )
     )
     controller = Controller(
         config=config,

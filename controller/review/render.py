@@ -143,13 +143,15 @@ def cycle_to_dict(result: Any, mode: str) -> dict[str, Any]:
             "orders": [
                 {
                     "label": o.label,
-                    "instrument": o.planned.instrument,
-                    "side": o.planned.side.value,
-                    "amount": o.planned.amount,
-                    "status": o.status,
+                    "instrument": o.instrument,
+                    "side": o.side.value,
+                    "amount": o.amount,
+                    "status": o.state.value,
+                    "filled_amount": o.filled_amount,
+                    "avg_price": o.avg_price,
                     "error": o.error,
                 }
-                for o in result.execution.outcomes
+                for o in result.execution.all_orders
             ],
         },
     }
@@ -193,11 +195,10 @@ def print_cycle(console: Console, result: Any, mode: str) -> None:
     console.print(
         f"[bold]Decision[/bold]: {decision.action.value} ({decision.state.value}) — {decision.reason}"
     )
-    for outcome in result.execution.outcomes:
-        p = outcome.planned
+    for o in result.execution.all_orders:
         console.print(
-            f"  order {outcome.label}: {p.side.value} {p.amount:g} {p.instrument} → {outcome.status}"
-            + (f" ({outcome.error})" if outcome.error else "")
+            f"  order {o.label}: {o.side.value} {o.amount:g} {o.instrument} → {o.state.value}"
+            + (f" ({o.error})" if o.error else "")
         )
     for advice in decision.advice:
         console.print(f"  advice: {advice.text}")

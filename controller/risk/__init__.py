@@ -9,11 +9,12 @@
 """
 
 from controller.risk.advice import Advice, AdviceLimits, options_advice
-from controller.risk.assess import GreeksCheck, RiskReport, RiskSettings, assess
+from controller.risk.assess import AccountStateError, GreeksCheck, RiskReport, RiskSettings, assess
 from controller.risk.policy import (
     Action,
     Decision,
     GuardSettings,
+    InFlightOrder,
     Mode,
     PlannedOrder,
     PolicySettings,
@@ -23,17 +24,21 @@ from controller.risk.policy import (
     decide,
     target_leverage,
 )
+from controller.risk.pretrade import Denial, check
 from controller.risk.scenarios import Revaluation, Scenario, ScenarioResult, deribit_pm_grid, span_grid
 from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
 
 __all__ = [
+    "AccountStateError",
     "Action",
     "Advice",
     "AdviceLimits",
     "AtmVolEstimate",
     "Decision",
+    "Denial",
     "GreeksCheck",
     "GuardSettings",
+    "InFlightOrder",
     "Mode",
     "PlannedOrder",
     "PolicySettings",
@@ -48,6 +53,7 @@ __all__ = [
     "VolState",
     "assess",
     "atm_vol_30d",
+    "check",
     "decide",
     "deribit_pm_grid",
     "options_advice",

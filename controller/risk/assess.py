@@ -36,6 +36,10 @@ from pricing import BookGreeks, Position, book_greeks
 SIGMA_SOURCES = ("chain", "index", "constant")
 
 
+class AccountStateError(ValueError):
+    """The account is in a state no cycle can fix by repetition (equity at or below zero)."""
+
+
 @dataclass(frozen=True)
 class RiskSettings:
     sigma_sources: tuple[str, ...] = ("chain", "index")
@@ -111,6 +115,8 @@ class RiskReport:
     greeks_divergence: tuple[GreeksCheck, ...]
     data_age_s: float
     oldest_figure: str
+    data_ahead_s: float  # how far the newest figure is stamped after the clock it is measured against
+    newest_figure: str
     problems: tuple[str, ...] = field(default_factory=tuple)
     worst_contributions: Mapping[str, float] = field(default_factory=dict)  # P&L per position, worst scenario
 
@@ -127,8 +133,9 @@ def assess(
     cur, index = snapshot.currency, snapshot.index_price
     equity_usd = snapshot.equity_coin * index
     if not (equity_usd > 0 and math.isfinite(equity_usd)):
-        raise ValueError(
-            f"account equity must be positive to measure leverage, got {snapshot.equity_coin} {cur}"
+        raise AccountStateError(
+            f"account equity is {snapshot.equity_coin:g} {cur}: leverage cannot be measured or controlled "
+            "until equity is positive"
         )
     positions = [
         Position(p.instrument, p.size, p.mark_price, p.underlying_price, p.mark_iv)
@@ -168,7 +175,7 @@ def assess(
         if sigma_hat is None
         else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
     )
-    age, oldest = _data_age(snapshot, now)
+    age, oldest, ahead, newest = _data_age(snapshot, now)
     worst = min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None
     report = RiskReport(
         as_of=as_of,
@@ -203,6 +210,8 @@ def assess(
         greeks_divergence=_greeks_divergence(snapshot, book, settings),
         data_age_s=age,
         oldest_figure=oldest,
+        data_ahead_s=ahead,
+        newest_figure=newest,
         problems=tuple(problems),
         worst_contributions={} if worst is None else _contributions(reval, worst),
     )
@@ -239,14 +248,25 @@ def _sigma(
     return estimate, None, None
 
 
-def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str]:
-    """Age of the oldest figure the decision rests on, against the controller's clock."""
+def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str, float, str]:
+    """Age of the oldest figure the decision rests on, and how far the newest is ahead of ``now``.
+
+    ``now`` is the exchange's clock (the loop passes the snapshot's server time), so a local clock
+    that runs fast or slow neither ages good data nor hides stale data.
+    """
     figures = {"index": snapshot.index_observed_at, "hedge ticker": snapshot.hedge.observed_at}
     figures.update({f"position {p.name}": p.observed_at for p in snapshot.positions})
     if snapshot.chain:
         figures["option chain"] = min(c.observed_at for c in snapshot.chain)
+        figures["option chain (newest)"] = max(c.observed_at for c in snapshot.chain)
     name, oldest = min(figures.items(), key=lambda item: item[1])
-    return max((now - oldest).total_seconds(), 0.0), name
+    newest_name, newest = max(figures.items(), key=lambda item: item[1])
+    return (
+        max((now - oldest).total_seconds(), 0.0),
+        name,
+        max((newest - now).total_seconds(), 0.0),
+        newest_name,
+    )
 
 
 def _greeks_divergence(

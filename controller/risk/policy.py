@@ -13,8 +13,9 @@ Guards, each with its reason, in this order:
 1. kill switch (the loop passes whether the file exists) → HALT while it is there;
 2. an earlier drawdown halt (latched for the run) → HALT;
 3. drawdown from peak equity beyond the limit → HALT, latched;
-4. stale data, an implausible index jump, σ̂ unavailable, exchange/model greeks divergence →
-   HOLD this cycle (no trading on data that cannot be trusted);
+4. stale data, an implausible index jump, σ̂ unavailable, exchange/model greeks divergence, or an
+   order on the hedge instrument still in flight (its outcome unknown, or resting) → HOLD this cycle
+   (no trading on data that cannot be trusted, and never a second hedge beside an unresolved one);
 5. margin ratio above the limit → REDUCING: only orders that reduce |L| go out (action REDUCE);
 6. a cooldown after each rebalance (a hard-cap breach overrides it).
 """
@@ -93,6 +94,8 @@ class GuardSettings:
     max_margin_ratio: float = 0.5
     max_drawdown: float = 0.35  # from peak equity (USD)
     hold_on_greeks_divergence: bool = True
+    max_clock_skew_s: float = 5.0  # local vs exchange clock, warned about beyond this
+    max_future_s: float = 2.0  # a figure stamped later than the exchange's clock by more is not trusted
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,17 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class InFlightOrder:
+    """One of our orders whose outcome is not settled (what the policy needs to know of it)."""
+
+    label: str
+    instrument: str
+    state: str  # sending, unknown or open
+    since: datetime
+    description: str  # one line for the reason
+
+
+@dataclass(frozen=True)
 class PolicyState:
     peak_equity_usd: float | None = None
     halted_reason: str | None = None
@@ -149,6 +163,7 @@ def decide(
     *,
     now: datetime,
     kill_switch: bool = False,
+    in_flight: tuple[InFlightOrder, ...] = (),
 ) -> tuple[Decision, PolicyState]:
     """The decision for this cycle, and the policy state to carry to the next."""
     peak = max(state.peak_equity_usd or 0.0, report.equity_usd)
@@ -173,7 +188,7 @@ def decide(
         reason, latch = halted
         halted_state = replace(new_state, halted_reason=reason) if latch else new_state
         return replace(blank, action=Action.HALT, state=TradingState.HALTED, reasons=(reason,)), halted_state
-    problems = _data_problems(report, state, guards)
+    problems = _data_problems(report, state, guards) + _in_flight_holds(in_flight, settings)
     if problems:
         return replace(blank, reasons=tuple(problems)), new_state
     assert target is not None and low is not None and high is not None  # σ̂ is known past the data guards
@@ -320,6 +335,11 @@ def _goal(position: float, target: float, low: float, high: float, settings: Pol
 
 def _data_problems(report: RiskReport, state: PolicyState, guards: GuardSettings) -> list[str]:
     problems = list(report.problems)
+    if report.data_ahead_s > guards.max_future_s:
+        problems.append(
+            f"data from the future: {report.newest_figure} is stamped {report.data_ahead_s:.1f} s after "
+            f"the exchange's clock (limit {guards.max_future_s:g} s)"
+        )
     if report.data_age_s > guards.max_data_age_s:
         problems.append(
             f"stale data: {report.oldest_figure} is {report.data_age_s:.0f} s old "
@@ -337,6 +357,14 @@ def _data_problems(report: RiskReport, state: PolicyState, guards: GuardSettings
             "exchange and model greeks disagree: " + "; ".join(c.describe() for c in report.greeks_divergence)
         )
     return problems
+
+
+def _in_flight_holds(in_flight: tuple[InFlightOrder, ...], settings: PolicySettings) -> list[str]:
+    return [
+        f"order {o.description} is in flight: no new hedge until it is resolved"
+        for o in in_flight
+        if o.instrument == settings.hedge_instrument
+    ]
 
 
 def _inside(report: RiskReport, settings: PolicySettings, low: float, high: float) -> str:

@@ -51,6 +51,7 @@ class DeribitApi:
             "private/get_order_state_by_label": self._order_state_by_label,
             "private/get_open_orders_by_currency": self._open_orders_by_currency,
             "private/get_open_orders_by_instrument": self._open_orders_by_instrument,
+            "private/get_user_trades_by_instrument": self._user_trades_by_instrument,
         }
 
     def call(self, method: str, params: Params) -> Any:
@@ -146,6 +147,15 @@ class DeribitApi:
 
     # ----------------------------------------------------------------- private: orders
     def _order(self, params: Params, direction: str) -> dict[str, Any]:
+        if "valid_until" in params:
+            valid_until = _number(params, "valid_until")
+            if ms(self.engine.now) > valid_until:
+                # Deribit: the matching engine takes the request only before valid_until
+                raise SimError(
+                    13888,
+                    "timed_out",
+                    reason=f"valid_until {valid_until:.0f} passed before the matching engine took it",
+                )
         order = self.engine.place_order(
             name=_required(params, "instrument_name"),
             direction=direction,
@@ -171,6 +181,15 @@ class DeribitApi:
     def _order_state_by_label(self, params: Params) -> list[dict[str, Any]]:
         label = _required(params, "label")
         return [order_json(o, self.engine) for o in self.engine.orders_by_label(label)]
+
+    def _user_trades_by_instrument(self, params: Params) -> dict[str, Any]:
+        name = _required(params, "instrument_name")
+        count = int(_number(params, "count")) if "count" in params else 10
+        trades = [(t, o) for o in self.engine.orders.values() if o.name == name for t in o.trades]
+        trades.sort(key=lambda pair: int(pair[0].trade_id.split("-")[-1]), reverse=True)
+        if params.get("sorting", "desc") == "asc":
+            trades.reverse()
+        return {"trades": [trade_json(t, o) for t, o in trades[:count]], "has_more": len(trades) > count}
 
     def _open_orders_by_currency(self, params: Params) -> list[dict[str, Any]]:
         if _required(params, "currency") != self.engine.config.currency:

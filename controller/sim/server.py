@@ -9,20 +9,26 @@ or ``{"jsonrpc": "2.0", "error": {"code", "message", "data"}, …}`` with Deribi
 Admin surface for tests (loopback only, no auth):
 
 * ``GET /_sim/requests`` – the JSON-RPC methods received, in order; ``POST /_sim/requests/clear``;
-* ``POST /_sim/faults`` ``{"method": "private/buy" | "*", "kind": "error"|"http"|"delay"|"rate_limit",
-  "code": 10009, "status": 503, "seconds": 5.0, "count": 1}`` – the next ``count`` matching requests
-  fail that way (a ``delay`` request is still executed afterwards, as a slow exchange would);
-  ``POST /_sim/faults/clear``;
+* ``POST /_sim/faults`` ``{"method": "private/buy" | "*", "kind": …, "count": 1}`` – the next
+  ``count`` matching requests fail that way.  Before the request is executed: ``error`` (Deribit
+  error ``code``), ``http`` (HTTP ``status``, plain-text body), ``rate_limit`` (10028, HTTP 429),
+  ``reset`` (the connection closes, nothing executed).  ``delay`` waits ``seconds`` and then
+  executes, as a slow exchange would.  After the request is executed (the order is placed): ``drop``
+  (the connection closes without a reply), ``truncate`` (half of the JSON reply) and ``rewrite``
+  (the reply with ``value`` — any JSON, ``"NaN"`` for NaN — set at the dotted ``path``, e.g.
+  ``result.0.size``, ``*`` for every element of a list); ``POST /_sim/faults/clear``;
 * ``POST /_sim/move`` ``{"price_factor": 0.9, "vol_shift": 0.1}``; ``POST /_sim/advance``
   ``{"seconds": 3600}``; ``GET /_sim/state`` – clock, market, account and ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,14 +47,20 @@ _AUTH = re.compile(r"^deri-hmac-sha256 id=([^,]*),ts=(\d+),sig=([0-9a-f]+),nonce
 _RATE_LIMIT = 10028
 
 
+BEFORE = ("error", "http", "rate_limit", "reset", "delay")  # faults acted out before executing
+AFTER = ("drop", "truncate", "rewrite")  # the request is executed, its reply is lost or mangled
+
+
 @dataclass
 class Fault:
     method: str  # "public/ticker", "private/buy" … or "*"
-    kind: str  # "error", "http", "delay", "rate_limit"
+    kind: str  # one of BEFORE or AFTER
     count: int = 1
     code: int = 10001
     status: int = 503
     seconds: float = 0.0
+    path: str = ""  # rewrite: dotted path into the reply, "*" for every list element
+    value: Any = None  # rewrite: the value to put there ("NaN" means NaN)
 
     def matches(self, method: str) -> bool:
         return self.count > 0 and self.method in ("*", method)
@@ -181,8 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
             return {"ok": True}
         if path == "/_sim/faults":
             fault = Fault(**payload)
-            if fault.kind not in ("error", "http", "delay", "rate_limit"):
-                raise ValueError(f"unknown fault kind {fault.kind!r}")
+            if fault.kind not in BEFORE + AFTER:
+                raise ValueError(f"unknown fault kind {fault.kind!r} (one of {', '.join(BEFORE + AFTER)})")
+            if fault.kind == "rewrite" and not fault.path:
+                raise ValueError("a rewrite fault needs a path")
             self.state.faults.append(fault)
             return {"ok": True, "faults": len(self.state.faults)}
         if path == "/_sim/faults/clear":
@@ -230,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.requests.append({"method": method, "params": params, "wall_time": received})
         fault = self.state.take_fault(method)
-        if fault is not None and self._apply_fault(fault):
+        if fault is not None and fault.kind in BEFORE and self._apply_fault(fault):
             return
         if method.startswith("private/"):
             problem = self._authentication_problem()
@@ -254,13 +268,37 @@ class _Handler(BaseHTTPRequestHandler):
                 "usDiff": us_out - us_in,
                 "testnet": self.state.engine.config.testnet,
             }
-        self._send_json(200, body)
+        if fault is not None and fault.kind in AFTER:
+            self._send_mangled(fault, body)
+        else:
+            self._send_json(200, body)
+
+    def _send_mangled(self, fault: Fault, body: dict[str, Any]) -> None:
+        """The request was executed; its reply is lost (drop) or arrives mangled."""
+        if fault.kind == "drop":
+            self._reset_connection()
+            return
+        if fault.kind == "rewrite":
+            value = float("nan") if fault.value == "NaN" else fault.value
+            _set_path(body, fault.path.split("."), value)
+            self._send_json(200, body)
+            return
+        data = json.dumps(body).encode()
+        self._send_bytes(200, data[: len(data) // 2], "application/json")
+
+    def _reset_connection(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _apply_fault(self, fault: Fault) -> bool:
         """Act out a fault; True when the request ends here."""
         if fault.kind == "delay":
             time.sleep(fault.seconds)
             return False  # then executed, as a slow exchange would
+        if fault.kind == "reset":
+            self._reset_connection()
+            return True
         if fault.kind == "http":
             self._send_text(fault.status, "Service Unavailable" if fault.status == 503 else "Server Error")
         elif fault.kind == "rate_limit":
@@ -323,3 +361,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> str:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length).decode() if length else ""
+
+
+def _set_path(node: Any, parts: list[str], value: Any) -> None:
+    """Set ``value`` at a dotted path of a JSON reply; ``*`` stands for every element of a list."""
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        targets = list(range(len(node))) if isinstance(node, list) else list(node)
+    else:
+        targets = [int(head) if isinstance(node, list) else head]
+    for key in targets:
+        if rest:
+            _set_path(node[key], rest, value)
+        else:
+            node[key] = value

@@ -161,6 +161,9 @@ class OrderRequest:
     price: float | None = None  # limit orders only
     reduce_only: bool = False
     post_only: bool = False
+    # Deribit's valid_until, in the exchange's clock: a request that reaches the matching engine
+    # later is refused (13888 timed_out), so after it a lookup that finds nothing is proof
+    valid_until: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.amount > 0:
@@ -174,7 +177,9 @@ class OrderRequest:
 
 
 @dataclass(frozen=True)
-class OrderState:
+class OrderReport:
+    """An order as the venue reports it (its word for the order's state: ``status``)."""
+
     order_id: str
     label: str | None
     instrument: str
@@ -193,7 +198,22 @@ class OrderState:
     info: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
-def latest_order(orders: list[OrderState]) -> OrderState | None:
+@dataclass(frozen=True)
+class TradeReport:
+    """One fill of one of our orders, as the venue reports it (``fee_coin`` signed: a rebate is < 0)."""
+
+    trade_id: str
+    order_id: str
+    label: str | None
+    instrument: str
+    side: Side
+    amount: float
+    price: float
+    fee_coin: float
+    time: datetime
+
+
+def latest_order(orders: list[OrderReport]) -> OrderReport | None:
     """The newest of the orders a label lookup found (a label is sent once, but be safe)."""
     return max(orders, key=lambda o: o.created_at) if orders else None
 
@@ -228,10 +248,18 @@ class Venue(Protocol):
 
     def snapshot(self) -> AccountSnapshot: ...
 
-    def place_order(self, request: OrderRequest) -> OrderState: ...
+    def place_order(self, request: OrderRequest) -> OrderReport: ...
 
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None: ...
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None: ...
 
-    def cancel_order(self, order_id: str) -> OrderState: ...
+    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
+        """Our recent fills in ``instrument`` that carry ``label`` (the order itself may be gone)."""
+        ...
 
-    def open_orders(self) -> list[OrderState]: ...
+    def server_time(self) -> datetime:
+        """The exchange's clock at its last reply (asked for when there was none)."""
+        ...
+
+    def cancel_order(self, order_id: str) -> OrderReport: ...
+
+    def open_orders(self) -> list[OrderReport]: ...

@@ -6,16 +6,23 @@
   summary, positions, the book summary of the whole currency (every instrument's mark, and the
   options' mark IV and forward), the hedge perpetual's ticker, its funding rate — 5 calls, 6 with
   the volatility index.  ccxt's rate limiter stays on.
+* The exchange's clock: every Deribit reply carries ``usOut`` (its time when it answered, µs).
+  ccxt keeps the last reply (``enableLastJsonResponse``), so each call reads it; between calls the
+  exchange's time is that reading plus the monotonic time elapsed since (:meth:`server_time`).
+* Orders go out with Deribit's ``valid_until`` (exchange time, ms) when the request has one.
 * ccxt's exceptions are translated here into :class:`TemporaryVenueError` (network trouble, rate
   limits, maintenance: retry with backoff) or :class:`FatalVenueError` (credentials, permissions,
-  rejected orders, bad requests), with a message a person understands and no secret in it.
+  rejected orders, bad requests), and any reply we cannot read — whatever Python raises while
+  ccxt or we parse it — into :class:`MalformedReplyError`, each with a message a person
+  understands and no secret in it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import ccxt
@@ -23,16 +30,25 @@ import ccxt
 from controller.venues.base import (
     AccountSnapshot,
     InstrumentSpec,
+    OrderReport,
     OrderRequest,
-    OrderState,
     OrderType,
+    TradeReport,
     check_order,
     latest_order,
 )
-from controller.venues.deribit_json import build_snapshot, from_us, number, parse_instrument, parse_order
+from controller.venues.deribit_json import (
+    build_snapshot,
+    from_us,
+    number,
+    parse_instrument,
+    parse_order,
+    parse_trade,
+)
 from controller.venues.errors import (
     AccessDeniedError,
     FatalVenueError,
+    MalformedReplyError,
     OrderNotFoundError,
     OrderRejectedError,
     TemporaryVenueError,
@@ -41,10 +57,17 @@ from controller.venues.errors import (
 from controller.venues.settings import CcxtVenueSettings
 
 T = TypeVar("T")
+# Deribit codes that ccxt reports as a plain ExchangeError but that say "try again": the request
+# was not (or may not have been) processed.  11094 internal_server_error, 13028
+# temporarily_unavailable, 13888 timed_out (also what a request arriving after valid_until gets).
+TEMPORARY_CODES = {11094, 13028, 13888}
+# What Python raises when a reply is not the shape ccxt or our parser expect (truncated JSON, a
+# null where a number belongs, NaN, a missing key …).
+READ_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError, ArithmeticError)
 
 
 class CcxtVenue:
-    """A :class:`~controller.venue.Venue` over a ccxt exchange object."""
+    """A :class:`~controller.venues.base.Venue` over a ccxt exchange object."""
 
     def __init__(
         self,
@@ -53,6 +76,7 @@ class CcxtVenue:
         api_key: str | None,
         api_secret: str | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
         exchange_factory: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         if settings.exchange != "deribit":
@@ -60,6 +84,7 @@ class CcxtVenue:
         self.settings = settings
         self.name = f"{settings.exchange}{'-testnet' if settings.sandbox else ''}"
         self._clock = clock
+        self._monotonic = monotonic
         self._secrets = tuple(s for s in (api_key, api_secret) if s)
         factory = exchange_factory or ccxt.deribit
         self._exchange = factory(
@@ -68,12 +93,14 @@ class CcxtVenue:
                 "secret": api_secret or "",
                 "timeout": settings.timeout_ms,
                 "enableRateLimit": True,
+                "enableLastJsonResponse": True,  # Deribit's usOut: the exchange's clock
             }
         )
         self._configure_urls()
         self._specs: dict[str, InstrumentSpec] = {}
         self._calls = 0
         self._server_time: datetime | None = None
+        self._server_time_read_at = 0.0  # monotonic seconds when _server_time was read
 
     def _configure_urls(self) -> None:
         ex, s = self._exchange, self.settings
@@ -86,7 +113,17 @@ class CcxtVenue:
 
     # ----------------------------------------------------------------- protocol
     def load_instruments(self) -> Mapping[str, InstrumentSpec]:
-        markets = self._call("load instruments", lambda: self._exchange.load_markets(reload=True))
+        specs = self._call(
+            "load instruments", lambda: self._exchange.load_markets(reload=True), self._parse_markets
+        )
+        if self.settings.hedge_instrument not in specs:
+            raise FatalVenueError(
+                f"the exchange does not list the hedge instrument {self.settings.hedge_instrument}"
+            )
+        self._specs = specs
+        return specs
+
+    def _parse_markets(self, markets: Mapping[str, Any]) -> dict[str, InstrumentSpec]:
         specs = {}
         for market in markets.values():
             if market.get("base") != self.settings.currency:
@@ -94,11 +131,6 @@ class CcxtVenue:
             spec = parse_instrument(market["info"])
             if spec is not None:
                 specs[spec.name] = spec
-        if self.settings.hedge_instrument not in specs:
-            raise FatalVenueError(
-                f"the exchange does not list the hedge instrument {self.settings.hedge_instrument}"
-            )
-        self._specs = specs
         return specs
 
     def snapshot(self) -> AccountSnapshot:
@@ -126,7 +158,7 @@ class CcxtVenue:
         )
         vol_index = None
         if self.settings.use_vol_index:
-            now_ms = int(self._clock().timestamp() * 1000)
+            now_ms = int(self.server_time().timestamp() * 1000)
             reply = self._timed(
                 times,
                 "vol_index",
@@ -141,35 +173,41 @@ class CcxtVenue:
                 ),
             )
             vol_index = reply.get("result")
-        return build_snapshot(
-            venue=self.name,
-            currency=cur,
-            summary=summary["info"],
-            positions=[p["info"] for p in positions],
-            book=[t["info"] for t in tickers.values()],
-            hedge_ticker=ticker["info"],
-            funding_rate_8h=None
-            if funding.get("fundingRate") is None
-            else number(funding["fundingRate"], "funding rate"),
-            vol_index=vol_index,
-            server_times=times,
-            taken_at=self._clock(),
-            rest_calls=self._calls - start_calls,
+        taken_at = self._clock()
+        return self._parsed(
+            "read the account snapshot",
+            lambda: build_snapshot(
+                venue=self.name,
+                currency=cur,
+                summary=summary["info"],
+                positions=[p["info"] for p in positions],
+                book=[t["info"] for t in tickers.values()],
+                hedge_ticker=ticker["info"],
+                funding_rate_8h=None
+                if funding.get("fundingRate") is None
+                else number(funding["fundingRate"], "funding rate"),
+                vol_index=vol_index,
+                server_times=times,
+                taken_at=taken_at,
+                rest_calls=self._calls - start_calls,
+            ),
         )
 
-    def place_order(self, request: OrderRequest) -> OrderState:
+    def place_order(self, request: OrderRequest) -> OrderReport:
         self._ensure_markets()
         spec = self._specs.get(request.instrument)
         if spec is None:
-            raise FatalVenueError(f"{self.name}: the exchange does not list {request.instrument}")
+            raise OrderRejectedError(f"{self.name}: the exchange does not list {request.instrument}")
         check_order(request, spec)
         params: dict[str, Any] = {"label": request.label}
         if request.reduce_only:
             params["reduceOnly"] = True
         if request.post_only:
             params["postOnly"] = True
+        if request.valid_until is not None:
+            params["valid_until"] = int(request.valid_until.timestamp() * 1000)
         symbol = self._symbol(request.instrument)
-        order = self._call(
+        return self._call(
             f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
             lambda: self._exchange.create_order(
                 symbol,
@@ -179,40 +217,64 @@ class CcxtVenue:
                 request.price if request.type is OrderType.LIMIT else None,
                 params,
             ),
+            lambda order: parse_order(order["info"]),
         )
-        return parse_order(order["info"])
 
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None:
         if (order_id is None) == (label is None):
             raise ValueError("look an order up by exactly one of order_id or label")
         self._ensure_markets()
         if order_id is not None:
             try:
-                order = self._call(f"look up order {order_id}", lambda: self._exchange.fetch_order(order_id))
+                return self._call(
+                    f"look up order {order_id}",
+                    lambda: self._exchange.fetch_order(order_id),
+                    lambda order: parse_order(order["info"]),
+                )
             except OrderNotFoundError:
                 return None
-            return parse_order(order["info"])
-        found = self._call(
+        return self._call(
             f"look up order labelled {label}",
             lambda: self._exchange.privateGetGetOrderStateByLabel(
                 {"currency": self.settings.currency, "label": label}
             ),
+            lambda found: latest_order([parse_order(o) for o in found["result"]]),
         )
-        orders = [parse_order(o) for o in found.get("result", [])]
-        return latest_order(orders)
 
-    def cancel_order(self, order_id: str) -> OrderState:
+    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
         self._ensure_markets()
-        order = self._call(f"cancel order {order_id}", lambda: self._exchange.cancel_order(order_id))
-        return parse_order(order["info"])
+        return self._call(
+            f"read the trades of {instrument} labelled {label}",
+            lambda: self._exchange.privateGetGetUserTradesByInstrument(
+                {"instrument_name": instrument, "count": 100, "sorting": "desc"}
+            ),
+            lambda reply: [
+                t for t in (parse_trade(x) for x in reply["result"]["trades"]) if t.label == label
+            ],
+        )
 
-    def open_orders(self) -> list[OrderState]:
+    def server_time(self) -> datetime:
+        if self._server_time is None:
+            self._call("read the exchange's time", lambda: self._exchange.publicGetGetTime())
+        assert self._server_time is not None
+        elapsed = self._monotonic() - self._server_time_read_at
+        return self._server_time + timedelta(seconds=max(elapsed, 0.0))
+
+    def cancel_order(self, order_id: str) -> OrderReport:
         self._ensure_markets()
-        orders = self._call(
+        return self._call(
+            f"cancel order {order_id}",
+            lambda: self._exchange.cancel_order(order_id),
+            lambda order: parse_order(order["info"]),
+        )
+
+    def open_orders(self) -> list[OrderReport]:
+        self._ensure_markets()
+        return self._call(
             "list open orders",
             lambda: self._exchange.fetch_open_orders(params={"code": self.settings.currency}),
+            lambda orders: [parse_order(o["info"]) for o in orders],
         )
-        return [parse_order(o["info"]) for o in orders]
 
     # ----------------------------------------------------------------- plumbing
     def _ensure_markets(self) -> None:
@@ -227,23 +289,53 @@ class CcxtVenue:
 
     def _timed(self, times: dict[str, datetime], key: str, what: str, operation: Callable[[], T]) -> T:
         result = self._call(what, operation)
-        times[key] = self._server_time or self._clock()
+        times[key] = self._server_time or self._clock()  # the exchange's clock when it answered
         return result
 
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
+    def _call(
+        self, what: str, operation: Callable[[], Any], parse: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """One request: ccxt's errors translated, the exchange's clock read, the reply parsed."""
         self._calls += 1
+        self._exchange.last_json_response = None
         try:
-            result = operation()
+            result: Any = operation()
         except ccxt.BaseError as exc:
             raise self._translate(what, exc) from None
-        reply = getattr(self._exchange, "last_json_response", None)
+        except READ_ERRORS as exc:  # ccxt choked on the reply itself (truncated, NaN, null …)
+            raise self._unreadable(what, exc) from None
+        self._read_server_time()
+        return self._parsed(what, lambda: result if parse is None else parse(result))
+
+    def _parsed(self, what: str, parse: Callable[[], T]) -> T:
+        try:
+            return parse()
+        except VenueError:
+            raise
+        except READ_ERRORS as exc:
+            raise self._unreadable(what, exc) from None
+
+    def _unreadable(self, what: str, exc: BaseException) -> MalformedReplyError:
+        detail = self._scrub(f"{type(exc).__name__}: {exc}")[:200]
+        return MalformedReplyError(
+            f"{self.name}: could not {what}: the exchange's reply could not be read [{detail}]"
+        )
+
+    def _read_server_time(self) -> None:
+        reply = self._exchange.last_json_response
         if isinstance(reply, dict) and "usOut" in reply:
-            self._server_time = from_us(reply["usOut"], "usOut")
-        return result
+            try:
+                self._server_time = from_us(reply["usOut"], "usOut")
+            except MalformedReplyError:
+                return  # a bad clock field: keep the last good reading
+            self._server_time_read_at = self._monotonic()
 
     def _translate(self, what: str, exc: Exception) -> VenueError:
-        detail = self._scrub(_exchange_detail(exc))
+        code, detail = _exchange_detail(exc)
+        detail = self._scrub(detail)
         prefix = f"{self.name}: could not {what}"
+        if code in TEMPORARY_CODES:
+            return TemporaryVenueError(f"{prefix}: the exchange could not process it now{detail}")
         table: list[tuple[type, type[VenueError], str]] = [
             # most specific first: PermissionDenied and AccountSuspended subclass AuthenticationError
             (ccxt.PermissionDenied, AccessDeniedError, "the API key lacks permission for this"),
@@ -262,6 +354,8 @@ class CcxtVenue:
             (ccxt.OnMaintenance, TemporaryVenueError, "the exchange is under maintenance"),
             (ccxt.ExchangeNotAvailable, TemporaryVenueError, "the exchange is not available"),
             (ccxt.NetworkError, TemporaryVenueError, "network error"),
+            (ccxt.BadResponse, MalformedReplyError, "the exchange's reply could not be read"),
+            (ccxt.NullResponse, MalformedReplyError, "the exchange's reply was empty"),
             (ccxt.BadSymbol, FatalVenueError, "unknown instrument"),  # before BadRequest, its parent
             (ccxt.BadRequest, FatalVenueError, "the exchange refused the request as malformed"),
             (ccxt.NotSupported, FatalVenueError, "not supported by the exchange"),
@@ -277,8 +371,8 @@ class CcxtVenue:
         return text
 
 
-def _exchange_detail(exc: Exception) -> str:
-    """The exchange's own code and reason, when its JSON error body is in the message."""
+def _exchange_detail(exc: Exception) -> tuple[int | None, str]:
+    """The exchange's own code, and its code and reason as text, when its JSON error is in the message."""
     text = str(exc)
     start = text.find("{")
     if start >= 0:
@@ -286,7 +380,11 @@ def _exchange_detail(exc: Exception) -> str:
             body = json.loads(text[start:])
             error = body.get("error", {})
             reason = (error.get("data") or {}).get("reason")
-            return f" [{error.get('message')} {error.get('code')}{': ' + reason if reason else ''}]"
-        except (ValueError, AttributeError):
+            code = error.get("code")
+            return (
+                int(code) if isinstance(code, int) else None,
+                f" [{error.get('message')} {code}{': ' + reason if reason else ''}]",
+            )
+        except (ValueError, AttributeError, TypeError):
             pass
-    return f" [{type(exc).__name__}]" if not text else f" [{type(exc).__name__}: {text[:200]}]"
+    return None, (f" [{type(exc).__name__}]" if not text else f" [{type(exc).__name__}: {text[:200]}]")

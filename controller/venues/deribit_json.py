@@ -17,14 +17,15 @@ from controller.venues.base import (
     ChainQuote,
     ExchangeGreeks,
     InstrumentSpec,
-    OrderState,
+    OrderReport,
     OrderStatus,
     OrderType,
     PositionSnapshot,
     Quote,
     Side,
+    TradeReport,
 )
-from controller.venues.errors import MalformedReplyError
+from controller.venues.errors import MalformedReplyError, UnknownInstrumentError
 from pricing import InstrumentNameError, Option, parse_deribit_name
 
 Json = Mapping[str, Any]
@@ -134,7 +135,9 @@ def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> P
     try:
         instrument = parse_deribit_name(name)
     except InstrumentNameError as exc:
-        raise MalformedReplyError(f"exchange reply: position in an unsupported instrument {name!r}") from exc
+        raise UnknownInstrumentError(
+            f"the account holds {name!r}, an instrument the controller cannot price"
+        ) from exc
     underlying = mark_iv = None
     if isinstance(instrument, Option):
         source = summary if summary is not None else info
@@ -238,14 +241,14 @@ def _vol_index(reply: Json | None) -> dict[str, Any]:
     }
 
 
-def parse_order(info: Json) -> OrderState:
+def parse_order(info: Json) -> OrderReport:
     order_id = str(info.get("order_id"))
     state = str(info.get("order_state"))
     if state not in _STATUS:
         raise MalformedReplyError(f"exchange reply: order {order_id} has unknown state {state!r}")
     price = info.get("price")
     average = info.get("average_price")
-    return OrderState(
+    return OrderReport(
         order_id=order_id,
         label=info.get("label") or None,
         instrument=str(info.get("instrument_name")),
@@ -266,6 +269,25 @@ def parse_order(info: Json) -> OrderState:
             info.get("last_update_timestamp", info.get("creation_timestamp")), f"order {order_id} update"
         ),
         info=dict(info),
+    )
+
+
+def parse_trade(info: Json) -> TradeReport:
+    """One of the account's trades (``get_user_trades_by_*``); the fee keeps its sign (rebates < 0)."""
+    trade_id = str(info.get("trade_id"))
+    direction = str(info.get("direction"))
+    if direction not in ("buy", "sell"):
+        raise MalformedReplyError(f"exchange reply: trade {trade_id} has direction {direction!r}")
+    return TradeReport(
+        trade_id=trade_id,
+        order_id=str(info.get("order_id")),
+        label=info.get("label") or None,
+        instrument=str(info.get("instrument_name")),
+        side=Side(direction),
+        amount=number(info.get("amount"), f"trade {trade_id} amount"),
+        price=number(info.get("price"), f"trade {trade_id} price"),
+        fee_coin=number(info.get("fee", 0.0), f"trade {trade_id} fee"),
+        time=from_ms(info.get("timestamp"), f"trade {trade_id} timestamp"),
     )
 
 

@@ -7,6 +7,8 @@ messages a person understands and that never contain a secret: :class:`Temporary
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class VenueError(Exception):
     """A venue operation failed; the message is fit for a person and holds no secret."""
@@ -34,3 +36,25 @@ class OrderNotFoundError(FatalVenueError):
 
 class MalformedReplyError(FatalVenueError):
     """The venue answered with something that is not what its API promises (missing or NaN fields)."""
+
+
+class UnknownInstrumentError(MalformedReplyError):
+    """The account holds something the controller cannot price (an instrument it does not know)."""
+
+
+SendOutcome = Literal["rejected", "unknown"]
+
+
+def send_outcome(exc: BaseException) -> SendOutcome:
+    """What a failed order send tells us about the order: ``rejected`` only when the venue said no.
+
+    An error reply (not enough funds, a bad amount, bad credentials …) means the request was
+    refused and nothing was placed.  A timeout, a network error, a 5xx, a rate limit or a reply we
+    could not read says nothing: the order may have reached the matching engine, so it is
+    ``unknown`` until it is found by its label or proven never placed.
+    """
+    if isinstance(exc, (TemporaryVenueError, MalformedReplyError)):
+        return "unknown"
+    if isinstance(exc, VenueError):
+        return "rejected"
+    return "unknown"

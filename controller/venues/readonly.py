@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from controller.venues.base import AccountSnapshot, InstrumentSpec, OrderState, Venue
+from controller.venues.base import AccountSnapshot, InstrumentSpec, OrderReport, TradeReport, Venue
 
 
 class ReadOnlyVenue:
@@ -20,8 +21,14 @@ class ReadOnlyVenue:
     def snapshot(self) -> AccountSnapshot:
         return self._venue.snapshot()
 
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None:
         return self._venue.get_order(order_id=order_id, label=label)
 
-    def open_orders(self) -> list[OrderState]:
+    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
+        return self._venue.trades_by_label(label, instrument)
+
+    def server_time(self) -> datetime:
+        return self._venue.server_time()
+
+    def open_orders(self) -> list[OrderReport]:
         return self._venue.open_orders()

@@ -20,13 +20,14 @@ from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
 from controller.venues.base import (
     AccountSnapshot,
     InstrumentSpec,
+    OrderReport,
     OrderRequest,
-    OrderState,
     OrderType,
+    TradeReport,
     check_order,
     latest_order,
 )
-from controller.venues.deribit_json import build_snapshot, parse_instrument, parse_order
+from controller.venues.deribit_json import build_snapshot, parse_instrument, parse_order, parse_trade
 from controller.venues.errors import (
     AccessDeniedError,
     FatalVenueError,
@@ -37,7 +38,7 @@ from controller.venues.errors import (
 )
 from controller.venues.settings import SimSettings, StartingPosition
 
-_TEMPORARY = {10028, 10040, 10041, 10047, 11051}
+_TEMPORARY = {10028, 10040, 10041, 10047, 11051, 11094, 13028, 13888}
 _NOT_FOUND = {10004, 10010, 10029}
 _AUTH = {13004, 13009, 10000}
 
@@ -169,10 +170,10 @@ class SimVenue:
             rest_calls=len(calls),
         )
 
-    def place_order(self, request: OrderRequest) -> OrderState:
+    def place_order(self, request: OrderRequest) -> OrderReport:
         listed = self.engine.listed.get(request.instrument)
         if listed is None:
-            raise FatalVenueError(f"sim: the exchange does not list {request.instrument}")
+            raise OrderRejectedError(f"sim: the exchange does not list {request.instrument}")
         check_order(request, self._spec(request.instrument))
         params = {
             "instrument_name": request.instrument,
@@ -185,6 +186,8 @@ class SimVenue:
         }
         if request.type is OrderType.LIMIT:
             params["price"] = repr(request.price)
+        if request.valid_until is not None:
+            params["valid_until"] = str(int(request.valid_until.timestamp() * 1000))
         reply = self._call(
             f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
             f"private/{request.side.value}",
@@ -197,7 +200,7 @@ class SimVenue:
         assert spec is not None
         return spec
 
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderState | None:
+    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None:
         if (order_id is None) == (label is None):
             raise ValueError("look an order up by exactly one of order_id or label")
         if order_id is not None:
@@ -216,10 +219,21 @@ class SimVenue:
         orders = [parse_order(o) for o in found]
         return latest_order(orders)
 
-    def cancel_order(self, order_id: str) -> OrderState:
+    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
+        reply = self._call(
+            f"read the trades of {instrument} labelled {label}",
+            "private/get_user_trades_by_instrument",
+            {"instrument_name": instrument, "count": "100", "sorting": "desc"},
+        )
+        return [t for t in (parse_trade(x) for x in reply["trades"]) if t.label == label]
+
+    def server_time(self) -> datetime:
+        return self.engine.now
+
+    def cancel_order(self, order_id: str) -> OrderReport:
         return parse_order(self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}))
 
-    def open_orders(self) -> list[OrderState]:
+    def open_orders(self) -> list[OrderReport]:
         found = self._call(
             "list open orders", "private/get_open_orders_by_currency", {"currency": self.currency}
         )

@@ -18,11 +18,19 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
     MIGRATIONS[1](db)
     db["meta"].insert({"key": "schema_version", "value": "1"})
     db["runs"].insert({"started_at": "2025-12-01T00:00:00", "mode": "paper", "venue": "sim"})
+    for i, status in enumerate(("filled", "unknown", "open", "error", "rejected")):
+        db["orders"].insert({"run_id": 1, "label": f"lv-old-1-{i}", "status": status, "side": "buy"})
     db.close()
     journal = Journal(path)
-    assert journal.schema_version == SCHEMA_VERSION == 3
+    assert journal.schema_version == SCHEMA_VERSION == 4
     assert any(i.columns == ["label"] for i in journal.db["orders"].indexes)  # added by version 2
     assert "replay_key" in journal.db["replays"].columns_dict  # added by version 3
+    assert {"valid_until", "lookups", "resolved_by"} <= set(journal.db["orders"].columns_dict)  # version 4
+    assert "order_events" in journal.db.table_names() and "skew_s" in journal.db["cycles"].columns_dict
+    # rows written before the write-ahead journal were never followed: none of them is in flight now
+    statuses = [r["status"] for r in journal.db.query("select status from orders order by id")]
+    assert statuses == ["filled", "unresolved", "unresolved", "unresolved", "rejected"]
+    assert journal.in_flight() == []
     assert journal.db["runs"].count == 1  # data kept
     journal.close()
     assert integrity_ok(path)

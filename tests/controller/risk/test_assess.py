@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pricing
-from controller.risk.assess import RiskSettings, assess
+from controller.risk.assess import AccountStateError, RiskSettings, assess
 from controller.risk.volatility import VolState
 from controller.venues import AccountSnapshot, ExchangeGreeks, PositionSnapshot, Quote
 from tests.controller.snapshots import NOW, option_position, snapshot
@@ -99,9 +99,10 @@ def test_scenarios_and_liquidation_are_reported():
     assert report.margin_ratio == pytest.approx(0.1)
 
 
-def test_non_positive_equity_is_an_error():
-    with pytest.raises(ValueError, match="equity must be positive"):
-        run(snapshot(equity_coin=0.0))
+@pytest.mark.parametrize("equity", [0.0, -0.5])
+def test_non_positive_equity_is_an_account_state_error(equity):
+    with pytest.raises(AccountStateError, match="until equity is positive"):
+        run(snapshot(equity_coin=equity))
 
 
 def test_a_book_from_the_real_chain_sums_deribits_greeks(chain):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.venues import MalformedReplyError, OrderStatus, OrderType, Side
+from controller.venues import MalformedReplyError, OrderStatus, OrderType, Side, UnknownInstrumentError
 from controller.venues.deribit_json import build_snapshot, parse_chain, parse_order, parse_position
 
 NOW = datetime(2026, 1, 2, 8, tzinfo=UTC)
@@ -111,7 +111,7 @@ def test_flat_positions_are_left_out_and_unknown_instruments_refused():
     flat = {"instrument_name": "BTC-PERPETUAL", "size": 0.0, "mark_price": 1.0, "index_price": 1.0}
     assert snapshot(positions=[flat]).positions == ()
     odd = {"instrument_name": "BTC-FS-27SEP24_PERP", "size": 1.0, "mark_price": 1.0, "index_price": 1.0}
-    with pytest.raises(MalformedReplyError, match="unsupported instrument"):
+    with pytest.raises(UnknownInstrumentError, match="cannot price"):
         snapshot(positions=[odd])
 
 

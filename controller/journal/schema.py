@@ -1,0 +1,185 @@
+"""The decision log's schema: each version's migration, applied in order to upgrade a log in place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 4
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("runs").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "mode": str,
+            "venue": str,
+            "config_source": str,
+            "config_json": str,
+            "config_sha256": str,
+            "version": str,
+            "status": str,
+            "exit_reason": str,
+        },
+        pk="id",
+    )
+    db.table("cycles").create(
+        {
+            "id": int,
+            "run_id": int,
+            "n": int,
+            "ts": str,
+            "venue_time": str,
+            "state": str,
+            "action": str,
+            "reason": str,
+            "equity_usd": float,
+            "equity_coin": float,
+            "index_price": float,
+            "sigma_hat": float,
+            "sigma_source": str,
+            "delta_coin": float,
+            "delta_usd": float,
+            "dollar_gamma_usd": float,
+            "vega_usd": float,
+            "theta_usd": float,
+            "leverage": float,
+            "signed_leverage": float,
+            "leverage_iv": float,
+            "leverage_stress": float,
+            "gross_leverage": float,
+            "target_leverage": float,
+            "band_low": float,
+            "band_high": float,
+            "margin_ratio": float,
+            "worst_scenario_loss_usd": float,
+            "worst_scenario": str,
+            "liquidation_move": float,
+            "latency_ms": float,
+            "rest_calls": int,
+            "advice": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("positions").create(
+        {
+            "id": int,
+            "cycle_id": int,
+            "instrument": str,
+            "size": float,
+            "mark_price": float,
+            "mark_iv": float,
+            "delta": float,
+            "gamma": float,
+            "vega": float,
+            "theta": float,
+            "dollar_gamma_usd": float,
+            "exchange_delta": float,
+        },
+        pk="id",
+        foreign_keys=[("cycle_id", "cycles", "id")],
+    )
+    db.table("orders").create(
+        {
+            "id": int,
+            "run_id": int,
+            "cycle_id": int,
+            "label": str,
+            "instrument": str,
+            "side": str,
+            "amount": float,
+            "type": str,
+            "reduce_only": int,
+            "status": str,
+            "exchange_order_id": str,
+            "filled_amount": float,
+            "avg_price": float,
+            "fee_coin": float,
+            "error": str,
+            "request": str,
+            "ts": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("cycle_id", "cycles", "id")],
+    )
+    db.table("events").create(
+        {"id": int, "run_id": int, "cycle_id": int, "ts": str, "level": str, "kind": str, "message": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    db.table("cycles").create_index(["run_id", "n"], if_not_exists=True)
+    db.table("orders").create_index(["label"], if_not_exists=True)
+    db.table("events").create_index(["run_id", "kind"], if_not_exists=True)
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    db.table("replays").create(
+        {
+            "id": int,
+            "replay_key": str,  # one `levctl replay` invocation: its runs are compared side by side
+            "run_id": int,
+            "role": str,  # controller | fixed-leverage | buy-and-hold
+            "book": str,
+            "data_source": str,
+            "data_sha256": str,
+            "rows": int,
+            "first_ts": str,
+            "last_ts": str,
+            "gaps": str,  # JSON list of [from, to]
+            "target_vol": float,
+            "ledger": str,  # JSON: the simulator's fees, funding, realised P&L … at the end
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("replays").create_index(["replay_key"], if_not_exists=True)
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    """Write-ahead orders: their state machine, its transitions, the exchange clock, the run's process."""
+    orders = db.table("orders")
+    for column, kind in (
+        ("cycle_n", int),
+        ("valid_until", str),
+        ("position_before", float),
+        ("notional_usd", float),
+        ("lookups", int),
+        ("resolved_by", str),
+        ("updated_at", str),
+    ):
+        orders.add_column(column, kind)
+    # rows of levctl < 0.2 were never followed after their cycle: nothing is in flight among them
+    db.execute(
+        "update orders set status = 'unresolved', resolved_by = 'schema v4' "
+        "where status in ('unknown', 'open', 'error')"
+    )
+    orders.create_index(["status"], if_not_exists=True)
+    db.table("order_events").create(
+        {
+            "id": int,
+            "order_id": int,
+            "run_id": int,
+            "label": str,
+            "ts": str,
+            "from_status": str,
+            "to_status": str,
+            "detail": str,
+        },
+        pk="id",
+        foreign_keys=[("order_id", "orders", "id")],
+    )
+    db.table("order_events").create_index(["order_id"], if_not_exists=True)
+    db.table("runs").add_column("pid", int)
+    db.table("runs").add_column("host", str)
+    db.table("cycles").add_column("skew_s", float)
+    db.table("cycles").add_column("in_flight", int)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}

@@ -1,0 +1,96 @@
+"""What one cycle leaves behind: its row in the decision log, and its line in the text log."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+
+from controller.execution import ExecutionReport
+from controller.journal import CycleRecord
+from controller.risk import Decision, RiskReport
+from controller.venues import AccountSnapshot
+
+
+def cycle_record(
+    run_id: int,
+    n: int,
+    now: datetime,
+    snapshot: AccountSnapshot,
+    report: RiskReport,
+    decision: Decision,
+    execution: ExecutionReport,
+    started: float,
+) -> CycleRecord:
+    worst = report.worst_scenario
+    row = {
+        "run_id": run_id,
+        "n": n,
+        "ts": now,
+        "venue_time": snapshot.server_time,
+        "state": decision.state.value,
+        "action": decision.action.value,
+        "reason": decision.reason,
+        "equity_usd": report.equity_usd,
+        "equity_coin": report.equity_coin,
+        "index_price": report.index_price,
+        "sigma_hat": report.sigma_hat,
+        "sigma_source": report.sigma_source,
+        "delta_coin": report.delta_coin,
+        "delta_usd": report.delta_usd,
+        "dollar_gamma_usd": report.dollar_gamma_usd,
+        "vega_usd": report.vega_usd,
+        "theta_usd": report.theta_usd,
+        "leverage": report.leverage,
+        "signed_leverage": report.signed_leverage,
+        "leverage_iv": report.leverage_iv,
+        "leverage_stress": report.leverage_stress,
+        "gross_leverage": report.gross_leverage,
+        "target_leverage": decision.target_leverage,
+        "band_low": decision.band_low,
+        "band_high": decision.band_high,
+        "margin_ratio": report.margin_ratio if math.isfinite(report.margin_ratio) else None,
+        "worst_scenario_loss_usd": report.worst_loss_usd,
+        "worst_scenario": None if worst is None else worst.scenario.label,
+        "liquidation_move": report.liquidation_move,
+        "latency_ms": (time.perf_counter() - started) * 1e3,
+        "rest_calls": snapshot.rest_calls,
+        "advice": [a.text for a in decision.advice],
+    }
+    held = {p.name: p for p in snapshot.positions}
+    positions = [
+        {
+            "instrument": r.name,
+            "size": r.size,
+            "mark_price": held[r.name].mark_price if r.name in held else None,
+            "mark_iv": held[r.name].mark_iv if r.name in held else None,
+            "delta": r.delta,
+            "gamma": r.gamma,
+            "vega": r.vega_usd,
+            "theta": r.theta_usd,
+            "dollar_gamma_usd": r.dollar_gamma_usd,
+            "exchange_delta": held[r.name].exchange_greeks.delta if r.name in held else None,
+        }
+        for r in report.book.positions
+    ]
+    return CycleRecord(
+        row,
+        positions=positions,
+        orders=list(execution.unsent),
+        sent=[o.row_id for o in execution.orders if o.row_id is not None],
+    )
+
+
+def cycle_summary(n: int, report: RiskReport, decision: Decision, execution: ExecutionReport) -> str:
+    orders = (
+        ", ".join(
+            f"{o.side.value} {o.amount:g} {o.instrument} [{o.state.value}]" for o in execution.all_orders
+        )
+        or "no order"
+    )
+    band = "" if decision.band_low is None else f" band [{decision.band_low:+.2f}, {decision.band_high:+.2f}]"
+    return (
+        f"cycle {n}: {decision.action.value} L {report.signed_leverage:+.2f}{band} σ̂ "
+        f"{(report.sigma_hat or float('nan')):.1%} equity {report.equity_usd:,.0f} USD; {orders}; "
+        f"{decision.reason}"
+    )
