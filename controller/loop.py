@@ -271,7 +271,9 @@ class Controller:
 
     def _cycle(self, n: int, now: datetime, started: float, events: list[Event]) -> CycleResult:
         snapshot = self._with_retries(self.venue.snapshot, events)
-        self._settle_in_flight(snapshot, events)
+        if self._settle_in_flight(snapshot, events):
+            # fills just learnt of may have happened after that snapshot: decide on one taken after them
+            snapshot = self._with_retries(self.venue.snapshot, events)
         report, vol_state = assess(snapshot, self.config.risk, self.vol_state, now=snapshot.server_time)
         decision, policy_state = decide(
             report,
@@ -341,12 +343,18 @@ class Controller:
 
         return gate
 
-    def _settle_in_flight(self, snapshot: AccountSnapshot, events: list[Event]) -> None:
+    def _settle_in_flight(self, snapshot: AccountSnapshot, events: list[Event]) -> bool:
+        """Look every order in flight up; True when one turned out to have filled (more)."""
         if not self.in_flight:
-            return
+            return False
         positions = in_flight_positions(self.in_flight, {p.name: p.size for p in snapshot.positions})
         settled = [self._settle(o, events, position=positions[o.label]) for o in self.in_flight]
+        filled_more = any(
+            after.filled_amount > before.filled_amount
+            for before, after in zip(self.in_flight, settled, strict=True)
+        )
         self.in_flight = [o for o in settled if o.in_flight]
+        return filled_more
 
     def _settle(self, order: TrackedOrder, events: list[Event], *, position: float | None) -> TrackedOrder:
         if isinstance(self.executor, OrderExecutor):

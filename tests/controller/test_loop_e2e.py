@@ -6,93 +6,19 @@ run, kill -9 and restart, secrets, SIGTERM, and bad credentials.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
-import ccxt
 import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
 from controller.journal import integrity_ok
-from tests.controller.cli.test_sim import free_port, wait_for
-
-SECRET = "e2e-s3cr3t-9f1c2b7d"
-KEY = "e2e-key"
-EXE = shutil.which("levctl", path=str(Path(sys.executable).parent))
-
-
-def rows(db: Path, sql: str, *args) -> list[dict]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(sql, args)]
-
-
-def has_cycles(db: Path) -> bool:
-    """Whether the bot has committed a cycle (the file exists before its tables do)."""
-    try:
-        return db.exists() and bool(rows(db, "select id from cycles"))
-    except sqlite3.OperationalError:
-        return False
-
-
-class Server:
-    """`levctl sim serve` in a subprocess, on a free port of 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                EXE,
-                "sim",
-                "serve",
-                "--port",
-                str(self.port),
-                "--speed",
-                "0",
-                "--api-key",
-                KEY,
-                "--api-secret",
-                SECRET,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_for(self.url + "/_sim/state")
-        self.client = ccxt.deribit({"apiKey": KEY, "secret": SECRET, "timeout": 5000})
-        self.client.urls["test"] = {"rest": self.url}
-        self.client.set_sandbox_mode(True)
-        self.client.load_markets()
-
-    def post(self, path: str, payload: dict | None = None):
-        request = urllib.request.Request(
-            self.url + path, data=json.dumps(payload or {}).encode(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return json.load(reply)
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=10) as reply:
-            return json.load(reply)
-
-    def methods(self) -> list[str]:
-        return [r["method"] for r in self.get("/_sim/requests")["requests"]]
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=20)
-        return out + err
+from tests.controller.e2e import EXE, KEY, SECRET, Server, has_cycles, rows, write_testnet_config
 
 
 @pytest.fixture
@@ -111,31 +37,7 @@ def server():
 def testnet_config(tmp_path, server, monkeypatch):
     monkeypatch.setenv("LEVCTL_API_KEY", KEY)
     monkeypatch.setenv("LEVCTL_API_SECRET", SECRET)
-    cfg = tmp_path / "testnet.toml"
-    cfg.write_text(f"""
-[run]
-mode = "testnet"
-interval_s = 0.3
-db = "{tmp_path / "run.db"}"
-log_file = "{tmp_path / "run.log"}"
-kill_switch_file = "{tmp_path / "KILL"}"
-order_timeout_s = 5
-retry_base_delay_s = 0.05
-retry_max_delay_s = 0.2
-[venue]
-kind = "ccxt"
-[venue.ccxt]
-sandbox = true
-rest_url = "{server.url}"
-timeout_ms = 800
-[policy]
-band = 0.1
-rebalance_to = "target"
-min_order_usd = 10
-[guards]
-max_data_age_s = 600
-""")
-    return cfg
+    return write_testnet_config(tmp_path / "testnet.toml", server)
 
 
 def leverage_back_in_band(db: Path, run_id: int = 1) -> None:
@@ -235,7 +137,9 @@ def test_faults_mid_run_are_events_and_never_duplicate_an_order(server, testnet_
     assert orders[0]["status"] == "rejected"
     # the order that timed out and executed late was found by its label, not resent
     late = orders[1]
-    history = rows(db, "select from_status, to_status, detail from order_events where order_id = ?", late["id"])
+    history = rows(
+        db, "select from_status, to_status, detail from order_events where order_id = ?", late["id"]
+    )
     steps = [(h["from_status"], h["to_status"]) for h in history]
     assert steps[:2] == [(None, "sending"), ("sending", "unknown")]
     assert steps[-1] == ("unknown", "filled")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from controller.venues import (
     FatalVenueError,
+    MalformedReplyError,
     OrderRejectedError,
     OrderRequest,
     OrderStatus,
@@ -161,3 +163,91 @@ def test_rejected_orders_are_fatal_order_errors(server, engine, admin):
         venue.place_order(OrderRequest("BTC-1JAN20", Side.BUY, 10, "lv-e-1-2"))
     assert engine.orders == {}
     assert admin.methods().count("private/buy") == 1  # only the injected failure reached the server
+
+
+# ------------------------------------------------------------------ the exchange's clock, labels, bad replies
+
+
+def test_server_time_is_the_exchanges_usout_not_the_local_clock(server, engine, admin):
+    venue = CcxtVenue(
+        CcxtVenueSettings(rest_url=server.url, timeout_ms=5000),
+        api_key=DEFAULT_API_KEY,
+        api_secret=DEFAULT_API_SECRET,
+        clock=lambda: engine.now + timedelta(hours=3),  # a local clock far off
+    )
+    snap = venue.snapshot()
+    assert snap.server_time == engine.now  # every reply's usOut, in virtual time
+    assert (snap.taken_at - snap.server_time).total_seconds() == pytest.approx(3 * 3600)
+    admin.post("/_sim/advance", {"seconds": 120})
+    venue.get_order(label="nothing-here")
+    assert venue.server_time() - engine.now < timedelta(seconds=1)
+
+
+def test_orders_carry_valid_until_and_the_exchange_refuses_them_after_it(server, engine, admin):
+    venue = make_venue(server, engine)
+    valid = engine.now + timedelta(seconds=15)
+    admin.clear_requests()
+    venue.place_order(OrderRequest("BTC-PERPETUAL", Side.BUY, 1_000, "lv-v-1-0", valid_until=valid))
+    sent = next(r for r in admin.get("/_sim/requests")["requests"] if r["method"] == "private/buy")
+    assert int(sent["params"]["valid_until"]) == int(valid.timestamp() * 1000)
+    late = engine.now - timedelta(seconds=1)
+    with pytest.raises(TemporaryVenueError, match="13888"):
+        venue.place_order(OrderRequest("BTC-PERPETUAL", Side.BUY, 1_000, "lv-v-2-0", valid_until=late))
+    assert engine.orders_by_label("lv-v-2-0") == []  # refused before the matching engine took it
+
+
+def test_an_order_is_found_by_its_label_and_by_its_fills(server, engine):
+    venue = make_venue(server, engine)
+    placed = venue.place_order(OrderRequest("BTC-PERPETUAL", Side.SELL, 20_000, "lv-f-1-0"))
+    found = venue.get_order(label="lv-f-1-0")
+    assert found is not None and found.order_id == placed.order_id and found.status is OrderStatus.FILLED
+    assert venue.get_order(label="lv-f-9-9") is None
+    (trade,) = venue.trades_by_label("lv-f-1-0", "BTC-PERPETUAL")
+    assert trade.order_id == placed.order_id and trade.amount == 20_000 and trade.side is Side.SELL
+    assert trade.fee_coin == pytest.approx(placed.fee_coin)
+    assert venue.trades_by_label("lv-f-9-9", "BTC-PERPETUAL") == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "call"),
+    [
+        ({"method": "private/get_positions", "kind": "truncate"}, "snapshot"),
+        (
+            {"method": "private/get_positions", "kind": "rewrite", "path": "result.0.size", "value": "NaN"},
+            "snapshot",
+        ),
+        (
+            {"method": "private/get_positions", "kind": "rewrite", "path": "result.0.size", "value": None},
+            "snapshot",
+        ),
+        (
+            {"method": "private/get_account_summary", "kind": "rewrite", "path": "result", "value": []},
+            "snapshot",
+        ),
+        ({"method": "private/buy", "kind": "truncate"}, "buy"),
+        ({"method": "private/buy", "kind": "rewrite", "path": "result.order", "value": None}, "buy"),
+        (
+            {"method": "private/buy", "kind": "rewrite", "path": "result.order.direction", "value": "up"},
+            "buy",
+        ),
+    ],
+)
+def test_every_reply_we_cannot_read_is_a_malformed_reply_error(server, engine, admin, fault, call):
+    venue = make_venue(server, engine)
+    venue.place_order(OrderRequest("BTC-PERPETUAL", Side.SELL, 10_000, "lv-m-0-0"))  # a position to rewrite
+    admin.fault(**fault)
+    with pytest.raises(MalformedReplyError, match=r"could not be read|not a number|not finite"):
+        if call == "snapshot":
+            venue.snapshot()
+        else:
+            venue.place_order(OrderRequest("BTC-PERPETUAL", Side.BUY, 10_000, "lv-m-1-0"))
+    if call == "buy":  # the order was placed all the same: a bad reply is not a refusal
+        assert len(engine.orders_by_label("lv-m-1-0")) == 1
+
+
+def test_a_dropped_reply_after_the_order_executed_is_a_temporary_error(server, engine, admin):
+    venue = make_venue(server, engine, timeout_ms=1000)
+    admin.fault(method="private/buy", kind="drop")
+    with pytest.raises(TemporaryVenueError):
+        venue.place_order(OrderRequest("BTC-PERPETUAL", Side.BUY, 10_000, "lv-d-1-0"))
+    assert engine.orders_by_label("lv-d-1-0")[0].state == "filled"
