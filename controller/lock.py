@@ -37,7 +37,7 @@ def account_key(venue: str, url: str | None, api_key: str) -> str:
 
 @dataclass
 class RunLocks:
-    """The locks one run holds for its lifetime."""
+    """The locks one run holds for its lifetime (keep the object: a collected lock is released)."""
 
     db: Path
     account_dir: Path | None = None

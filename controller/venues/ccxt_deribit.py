@@ -46,6 +46,7 @@ from controller.venues.deribit_json import (
     parse_trade,
 )
 from controller.venues.errors import (
+    READ_ERRORS,
     AccessDeniedError,
     FatalVenueError,
     MalformedReplyError,
@@ -61,9 +62,6 @@ T = TypeVar("T")
 # was not (or may not have been) processed.  11094 internal_server_error, 13028
 # temporarily_unavailable, 13888 timed_out (also what a request arriving after valid_until gets).
 TEMPORARY_CODES = {11094, 13028, 13888}
-# What Python raises when a reply is not the shape ccxt or our parser expect (truncated JSON, a
-# null where a number belongs, NaN, a missing key …).
-READ_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError, ArithmeticError)
 
 
 class CcxtVenue:

@@ -7,7 +7,13 @@ messages a person understands and that never contain a secret: :class:`Temporary
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
+
+# What Python raises when a reply is not the shape a parser expects (truncated JSON, a null where a
+# number belongs, NaN, a missing key, an unknown enum value …).
+READ_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError, ArithmeticError)
 
 
 class VenueError(Exception):
@@ -58,3 +64,15 @@ def send_outcome(exc: BaseException) -> SendOutcome:
     if isinstance(exc, VenueError):
         return "rejected"
     return "unknown"
+
+
+@contextmanager
+def reading_reply(what: str) -> Iterator[None]:
+    """Parse a reply: anything but our own errors becomes a :class:`MalformedReplyError` saying ``what``."""
+    try:
+        yield
+    except VenueError:
+        raise
+    except READ_ERRORS as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        raise MalformedReplyError(f"{what}: the exchange's reply could not be read [{detail}]") from None

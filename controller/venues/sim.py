@@ -35,6 +35,7 @@ from controller.venues.errors import (
     OrderRejectedError,
     TemporaryVenueError,
     VenueError,
+    reading_reply,
 )
 from controller.venues.settings import SimSettings, StartingPosition
 
@@ -138,8 +139,12 @@ class SimVenue:
         self.engine.advance(seconds)
 
     def load_instruments(self) -> Mapping[str, InstrumentSpec]:
-        listed = self._call("load instruments", "public/get_instruments", {"currency": self.currency})
-        specs = {s.name: s for s in (parse_instrument(x) for x in listed) if s is not None}
+        specs = self._call(
+            "load instruments",
+            "public/get_instruments",
+            {"currency": self.currency},
+            lambda listed: {s.name: s for s in (parse_instrument(x) for x in listed) if s is not None},
+        )
         if self.hedge_instrument not in specs:
             raise FatalVenueError(f"the simulator does not list the hedge instrument {self.hedge_instrument}")
         return specs
@@ -156,19 +161,20 @@ class SimVenue:
         if self.use_vol_index:
             calls.append(("vol_index", "public/get_volatility_index_data", {"currency": self.currency}))
         replies = {key: self._call(f"read {key}", method, params) for key, method, params in calls}
-        return build_snapshot(
-            venue=self.name,
-            currency=self.currency,
-            summary=replies["summary"],
-            positions=replies["positions"],
-            book=replies["book"],
-            hedge_ticker=replies["ticker"],
-            funding_rate_8h=float(replies["funding"]),
-            vol_index=replies.get("vol_index"),
-            server_times={key: now for key in replies},
-            taken_at=self._clock(),
-            rest_calls=len(calls),
-        )
+        with reading_reply("sim: could not read the account snapshot"):
+            return build_snapshot(
+                venue=self.name,
+                currency=self.currency,
+                summary=replies["summary"],
+                positions=replies["positions"],
+                book=replies["book"],
+                hedge_ticker=replies["ticker"],
+                funding_rate_8h=float(replies["funding"]),
+                vol_index=replies.get("vol_index"),
+                server_times={key: now for key in replies},
+                taken_at=self._clock(),
+                rest_calls=len(calls),
+            )
 
     def place_order(self, request: OrderRequest) -> OrderReport:
         listed = self.engine.listed.get(request.instrument)
@@ -188,12 +194,12 @@ class SimVenue:
             params["price"] = repr(request.price)
         if request.valid_until is not None:
             params["valid_until"] = str(int(request.valid_until.timestamp() * 1000))
-        reply = self._call(
+        return self._call(
             f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
             f"private/{request.side.value}",
             params,
+            lambda reply: parse_order(reply["order"]),
         )
-        return parse_order(reply["order"])
 
     def _spec(self, name: str) -> InstrumentSpec:
         spec = parse_instrument(instrument_json(self.engine.listed[name], self.engine))
@@ -205,45 +211,53 @@ class SimVenue:
             raise ValueError("look an order up by exactly one of order_id or label")
         if order_id is not None:
             try:
-                return parse_order(
-                    self._call(f"look up order {order_id}", "private/get_order_state", {"order_id": order_id})
+                return self._call(
+                    f"look up order {order_id}",
+                    "private/get_order_state",
+                    {"order_id": order_id},
+                    parse_order,
                 )
             except OrderNotFoundError:
                 return None
-        assert label is not None
-        found = self._call(
+        return self._call(
             f"look up order labelled {label}",
             "private/get_order_state_by_label",
-            {"currency": self.currency, "label": label},
+            {"currency": self.currency, "label": str(label)},
+            lambda found: latest_order([parse_order(o) for o in found]),
         )
-        orders = [parse_order(o) for o in found]
-        return latest_order(orders)
 
     def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
-        reply = self._call(
+        return self._call(
             f"read the trades of {instrument} labelled {label}",
             "private/get_user_trades_by_instrument",
             {"instrument_name": instrument, "count": "100", "sorting": "desc"},
+            lambda reply: [t for t in (parse_trade(x) for x in reply["trades"]) if t.label == label],
         )
-        return [t for t in (parse_trade(x) for x in reply["trades"]) if t.label == label]
 
     def server_time(self) -> datetime:
         return self.engine.now
 
     def cancel_order(self, order_id: str) -> OrderReport:
-        return parse_order(self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}))
+        return self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}, parse_order)
 
     def open_orders(self) -> list[OrderReport]:
-        found = self._call(
-            "list open orders", "private/get_open_orders_by_currency", {"currency": self.currency}
+        return self._call(
+            "list open orders",
+            "private/get_open_orders_by_currency",
+            {"currency": self.currency},
+            lambda found: [parse_order(o) for o in found],
         )
-        return [parse_order(o) for o in found]
 
-    def _call(self, what: str, method: str, params: dict[str, str]) -> Any:
+    def _call(
+        self, what: str, method: str, params: dict[str, str], parse: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """One JSON-RPC call: the simulator's errors translated, the reply parsed (or found unreadable)."""
         try:
-            return self.api.call(method, params)
+            reply = self.api.call(method, params)
         except SimError as exc:
             raise _translate(f"sim: could not {what}", exc) from None
+        with reading_reply(f"sim: could not {what}"):
+            return reply if parse is None else parse(reply)
 
 
 def _translate(prefix: str, exc: SimError) -> VenueError:

@@ -65,3 +65,116 @@ def test_a_cycle_is_written_whole_and_nan_becomes_null(tmp_path):
     assert [p["cycle_id"] for p in journal.db["positions"].rows] == [cycle_id]
     assert [e["cycle_id"] for e in journal.db["events"].rows] == [cycle_id]
     journal.close()
+
+
+# ------------------------------------------------------------------ orders written ahead
+
+
+def _order(state=None, **changes):
+    from dataclasses import replace
+
+    from controller.orders import OrderState, TrackedOrder
+    from controller.venues import Side
+
+    base = TrackedOrder(
+        label="lv-1a-3-0",
+        run_id=1,
+        cycle_n=3,
+        instrument="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=10_000.0,
+        reduce_only=False,
+        state=state or OrderState.SENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        notional_usd=10_000.0,
+        delta_usd_change=10_000.0,
+        valid_until=NOW,
+        position_before=-5_000.0,
+    )
+    return replace(base, **changes)
+
+
+def _run(journal):
+    return journal.start_run(
+        started_at=NOW,
+        mode="testnet",
+        venue="sim",
+        config_source="t",
+        config_json="{}",
+        config_sha256="x",
+        version="t",
+        pid=4242,
+        host="box",
+    )
+
+
+def test_an_intent_is_committed_before_anything_else_and_read_back_in_flight(tmp_path):
+    from controller.orders import OrderState
+
+    path = tmp_path / "j.db"
+    journal = Journal(path, durable=True)
+    assert journal.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: survives a power cut
+    _run(journal)
+    intent = journal.record_intent(_order())
+    # another connection sees it at once: it is committed, not waiting for the cycle
+    other = sqlite_utils.Database(path)
+    assert [r["status"] for r in other.query("select status from orders")] == ["sending"]
+    (back,) = Journal(path).in_flight()
+    assert back == intent  # every field survives the round trip
+    unknown = journal.record_transition(
+        intent, _order(OrderState.UNKNOWN, error="timed out", row_id=intent.row_id), detail="timeout"
+    )
+    filled = journal.record_transition(
+        unknown, _order(OrderState.FILLED, filled_amount=10_000.0, resolved_by="label"), detail="found"
+    )
+    assert journal.in_flight() == [] and filled.row_id == intent.row_id
+    steps = [
+        (e["from_status"], e["to_status"], e["detail"]) for e in other.query("select * from order_events")
+    ]
+    assert steps == [
+        (None, "sending", "intent, before sending"),
+        ("sending", "unknown", "timeout"),
+        ("unknown", "filled", "found"),
+    ]
+    journal.close()
+
+
+def test_runs_left_running_are_closed_as_crashed(tmp_path):
+    journal = Journal(tmp_path / "j.db")
+    first = _run(journal)
+    crashed = journal.close_crashed_runs(now=NOW, found_by="process 7")
+    assert [r["id"] for r in crashed] == [first]
+    row = journal.db["runs"].get(first)
+    assert row["status"] == "crashed" and "process 4242 on box" in row["exit_reason"]
+    assert journal.close_crashed_runs(now=NOW, found_by="process 7") == []
+    journal.close()
+
+
+def test_a_log_that_cannot_be_written_is_a_journal_error(tmp_path):
+    import os
+
+    import pytest
+
+    from controller.journal import JournalError
+
+    path = tmp_path / "j.db"
+    Journal(path).close()
+    os.chmod(path, 0o444)
+    try:
+        if os.access(path, os.W_OK):  # root writes anyway: make the log another program's database
+            os.chmod(path, 0o644)
+            path.write_bytes(b"this is not a database, it is a text file of more than a hundred bytes " * 4)
+        with pytest.raises(JournalError, match=f"the decision log {path} cannot be written"):
+            journal = Journal(path)
+            journal.start_run(
+                started_at=NOW,
+                mode="x",
+                venue="x",
+                config_source="x",
+                config_json="{}",
+                config_sha256="x",
+                version="x",
+            )
+    finally:
+        os.chmod(path, 0o644)
