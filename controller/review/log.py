@@ -26,7 +26,7 @@ def recent_activity(
         conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         if "cycles" not in tables:
-            return {"runs": [], "cycles": [], "orders": [], "events": []}
+            return {"runs": [], "cycles": [], "orders": [], "events": [], "in_flight": []}
         where, args = ("where ts >= ?", [since]) if since else ("", [])
         cycles = [
             dict(r)
@@ -66,7 +66,14 @@ def recent_activity(
                 "order by id desc limit 5"
             )
         ][::-1]
-    return {"runs": runs, "cycles": cycles, "orders": orders, "events": events}
+        in_flight = [
+            dict(r)
+            for r in conn.execute(
+                "select run_id, label, instrument, side, amount, status, ts, error from orders "
+                "where status in ('sending', 'unknown', 'open') order by id"
+            )
+        ]
+    return {"runs": runs, "cycles": cycles, "orders": orders, "events": events, "in_flight": in_flight}
 
 
 def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]]) -> None:
@@ -83,6 +90,25 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
             r["exit_reason"] or "",
         )
     console.print(runs)
+    for r in activity["runs"]:
+        if r["status"] in ("halted", "crashed", "failed"):
+            console.print(f"[bold red]run {r['id']} {r['status'].upper()}[/]: {r['exit_reason'] or ''}")
+    if activity.get("in_flight"):
+        pending = Table(title="orders in flight (outcome not settled)", title_justify="left")
+        for column in ("run", "label", "instrument", "side", "amount", "status", "since", "error"):
+            pending.add_column(column)
+        for o in activity["in_flight"]:
+            pending.add_row(
+                str(o["run_id"]),
+                o["label"],
+                o["instrument"],
+                o["side"],
+                f"{o['amount']:g}",
+                o["status"],
+                str(o["ts"])[:19],
+                (o["error"] or "")[:60],
+            )
+        console.print(pending)
     cycles = Table(title="cycles", title_justify="left")
     for column in (
         "run",

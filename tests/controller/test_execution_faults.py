@@ -8,6 +8,7 @@ scaled down (a 1 s client timeout and a 3 s delay prove what 8 s and 20 s do).
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -151,8 +152,11 @@ def test_an_order_refused_after_valid_until_is_proven_never_placed_then_hedged_o
 # ------------------------------------------------------------------ kill -9 inside the send window
 
 
+KILL_TRIALS = int(os.environ.get("LEVCTL_KILL_TRIALS", "6"))  # docs/reliability.md ran 30
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after_s", [0.0, 0.4, 1.0, 1.6, 2.3, 3.0])
+@pytest.mark.parametrize("kill_after_s", [round(3.0 * i / (KILL_TRIALS - 1), 2) for i in range(KILL_TRIALS)])
 def test_kill_minus_9_inside_the_send_window_then_restart(live_clock_server, tmp_path, kill_after_s):
     """The exchange takes 4 s to answer the buy; the bot is killed 0–3 s after sending it, and
     restarted at once: it finds the order by its label, sends nothing twice, loses no fill."""
@@ -172,6 +176,8 @@ def test_kill_minus_9_inside_the_send_window_then_restart(live_clock_server, tmp
     assert integrity_ok(db)
     intent = orders(db)
     assert len(intent) == 1 and intent[0]["status"] == "sending"  # written ahead, outcome unknown
+    shown = CliRunner().invoke(cli, ["log", "--db", str(db)])
+    assert "orders in flight" in shown.output and intent[0]["label"] in shown.output
     restart = start_bot(config, "--cycles", "25")
     out, err = restart.communicate(timeout=90)
     assert restart.returncode == 0, out + err
@@ -267,7 +273,7 @@ def test_an_auth_failure_on_an_order_send_halts_with_exit_status_3_and_a_restart
         assert [o["status"] for o in orders(db)] == ["rejected"]
         assert rows(db, "select count(*) as n from cycles")[0]["n"] == 1  # no second cycle after the halt
         log = CliRunner().invoke(cli, ["log", "--db", str(db)])
-        assert "halted" in log.output
+        assert "run 1 HALTED" in log.output and "credentials" in log.output
         resumed = CliRunner().invoke(cli, ["run", "--config", str(config), "--cycles", "3"], env=bot_env())
         assert resumed.exit_code == 0, resumed.output
         assert_journal_matches_exchange(db, server, start=-START)
