@@ -117,6 +117,8 @@ class Resolver:
         have moved it (then a move by exactly its amount means it filled)."""
         try:
             outcome = self._learn(order, position)
+        except AccessDeniedError:
+            raise  # not a lookup problem: the controller halts
         except VenueError as exc:
             events.append(("warning", "order_lookup_failed", f"{order.label}: {exc}"))
             return order

@@ -156,14 +156,14 @@ class Controller:
         )
         try:
             self.specs = self._with_retries(self.venue.load_instruments, [])
-        except AccessDeniedError as exc:
+            if self.config.venue.hedge_instrument not in self.specs:
+                raise self._halt(
+                    f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
+                )
+            self._resume_in_flight()
+            self._reconcile()
+        except HALTS as exc:
             raise self._halt(str(exc)) from None
-        if self.config.venue.hedge_instrument not in self.specs:
-            raise self._halt(
-                f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
-            )
-        self._resume_in_flight()
-        self._reconcile()
 
     @property
     def mode(self) -> str:
