@@ -1,0 +1,119 @@
+"""Value at risk and expected shortfall by full revaluation on historical scenarios (pure).
+
+A scenario is one past day: the index's move from one UTC day's close to the next (``m = S₁/S₀ − 1``,
+days that do not follow one another are skipped, so a gap never poses as one day) and, where the
+implied volatility is known on both days, its relative change the same day (``σ₁/σ₀ − 1``).  Every
+position is revalued under each scenario (Black-76 for options; the caller passes the book's
+revaluation), and::
+
+    VaR  = the ``level`` quantile of the losses (linear interpolation between order statistics)
+    ES   = the mean of the losses at or beyond VaR
+
+both as positive USD (zero when the book gains in every scenario).  Beside them, the
+delta-gamma-vega approximation of the same scenarios::
+
+    P&L ≈ Δ_usd·m + ½·Γ$·100·m² + Σᵢ vegaᵢ·σᵢ·100·shift
+
+(``Γ$`` the dollar gamma per 1 % move, ``vegaᵢ`` USD per vol point, ``σᵢ`` decimal), whose gap to
+the full revaluation says how much the book's convexity matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class HistoricalScenarios:
+    days: tuple[str, ...]  # the UTC date (YYYY-MM-DD) each scenario's move ended on
+    price_moves: np.ndarray  # relative: −0.05 is −5 %
+    vol_shifts: np.ndarray  # relative change of the implied volatility, 0 where unknown
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+
+@dataclass(frozen=True)
+class VarFigures:
+    level: float
+    var_usd: float
+    es_usd: float
+    var_dgv_usd: float  # the delta-gamma-vega approximation of the same scenarios
+    es_dgv_usd: float
+    worst_days: tuple[str, ...]  # the days of the worst full-revaluation scenarios, worst first
+    scenarios: int
+
+
+def daily_scenarios(
+    times_s: np.ndarray, index: np.ndarray, implied: np.ndarray | None = None, *, window_days: int = 365
+) -> HistoricalScenarios:
+    """One-day scenarios from an index history (and the implied vol beside it, NaN where unknown).
+
+    The close of a UTC day is its last observation; the last ``window_days`` moves between
+    consecutive days are kept.
+    """
+    times_s, index = np.asarray(times_s, dtype=float), np.asarray(index, dtype=float)
+    vols = np.full(index.shape, np.nan) if implied is None else np.asarray(implied, dtype=float)
+    if times_s.size == 0:
+        return HistoricalScenarios((), np.empty(0), np.empty(0))
+    day = np.floor(times_s / DAY_S).astype(np.int64)
+    last = np.flatnonzero(np.append(np.diff(day) != 0, True))  # the last observation of each day
+    day, close, vol = day[last], index[last], vols[last]
+    follows = np.diff(day) == 1
+    moves = (close[1:] / close[:-1] - 1.0)[follows]
+    shift = vol[1:] / vol[:-1] - 1.0
+    shifts = np.where(np.isfinite(shift), shift, 0.0)[follows]
+    ends = day[1:][follows]
+    keep = slice(max(0, moves.size - window_days), None)
+    days = tuple(datetime.fromtimestamp(int(d) * DAY_S, UTC).strftime("%Y-%m-%d") for d in ends[keep])
+    return HistoricalScenarios(days, moves[keep], shifts[keep])
+
+
+def var_es(pnl: np.ndarray, *, level: float = 0.99) -> tuple[float, float]:
+    """(VaR, ES) of a P&L sample, positive USD; zero where the sample never loses."""
+    losses = -np.asarray(pnl, dtype=float)
+    if losses.size == 0:
+        raise ValueError("VaR needs at least one scenario")
+    if not 0.5 < level < 1:
+        raise ValueError(f"the VaR level must be in (0.5, 1), got {level}")
+    var = float(np.quantile(losses, level))
+    es = float(np.mean(losses[losses >= var]))
+    return max(var, 0.0), max(es, 0.0)
+
+
+def historical_var(
+    revalue: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    scenarios: HistoricalScenarios,
+    *,
+    delta_usd: float,
+    dollar_gamma_usd: float,
+    vega_by_relative_vol_usd: float,
+    level: float = 0.99,
+) -> VarFigures:
+    """VaR and ES of a book: ``revalue(price_moves, vol_shifts)`` is its P&L (USD) per scenario.
+
+    ``vega_by_relative_vol_usd`` is ``Σ vegaᵢ·σᵢ·100``: the P&L of a relative vol shift of 1 (+100 %).
+    """
+    if len(scenarios) == 0:
+        raise ValueError("VaR needs at least one historical scenario")
+    moves, shifts = scenarios.price_moves, scenarios.vol_shifts
+    pnl = np.asarray(revalue(moves, shifts), dtype=float)
+    approx = delta_usd * moves + 0.5 * dollar_gamma_usd * 100.0 * moves**2 + vega_by_relative_vol_usd * shifts
+    var, es = var_es(pnl, level=level)
+    var_dgv, es_dgv = var_es(approx, level=level)
+    worst = np.argsort(pnl, kind="stable")[:3]
+    return VarFigures(
+        level=level,
+        var_usd=var,
+        es_usd=es,
+        var_dgv_usd=var_dgv,
+        es_dgv_usd=es_dgv,
+        worst_days=tuple(scenarios.days[i] for i in worst),
+        scenarios=len(scenarios),
+    )
