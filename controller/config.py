@@ -95,9 +95,20 @@ class CcxtConfig(_Strict):
 class VenueConfig(_Strict):
     kind: Literal["sim", "ccxt"] = "sim"
     currency: Literal["BTC", "ETH"] = "BTC"
-    hedge_instrument: str = "BTC-PERPETUAL"
+    hedge_instrument: str = ""  # default: the currency's perpetual, e.g. ETH-PERPETUAL
     sim: SimVenueConfig = SimVenueConfig()
     ccxt: CcxtConfig = CcxtConfig()
+
+    @model_validator(mode="after")
+    def _hedge_in_currency(self) -> VenueConfig:
+        if not self.hedge_instrument:
+            object.__setattr__(self, "hedge_instrument", f"{self.currency}-PERPETUAL")
+        elif not self.hedge_instrument.startswith(f"{self.currency}-"):
+            raise ValueError(
+                f"hedge_instrument {self.hedge_instrument} is not a {self.currency} instrument "
+                f"(venue.currency = {self.currency!r})"
+            )
+        return self
 
 
 class RiskConfig(_Strict):

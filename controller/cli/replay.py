@@ -13,7 +13,7 @@ from rich.table import Table
 from controller.cli.errors import user_errors
 from controller.config import load_config
 from controller.replay.metrics import compare_replays, comparison_rows
-from controller.replay.run import ROLES, replay
+from controller.replay.run import ROLES, in_currency, replay
 from controller.review.render import console
 from controller.review.report import figure_text
 from controller.sim.market import load_replay_csv
@@ -27,7 +27,12 @@ REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "repl
     "data_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Market history CSV: timestamp_ms, btc_usd, dvol (percent), funding_rate_8h.",
+    help="Market history CSV: timestamp_ms, index_usd (or btc_usd), dvol (percent), funding_rate_8h.",
+)
+@click.option(
+    "--currency",
+    type=click.Choice(["BTC", "ETH"]),
+    help="The currency the history is of (default: the config's venue.currency): its perpetual is the hedge.",
 )
 @click.option(
     "--config",
@@ -48,6 +53,7 @@ REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "repl
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay_command(
     data_path: Path,
+    currency: str | None,
     config_path: Path | None,
     book: str | None,
     db: Path | None,
@@ -66,6 +72,8 @@ def replay_command(
         )
     with user_errors():
         config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
+        if currency is not None:
+            config = in_currency(config, currency)
         data = load_replay_csv(data_path)
     db = db or Path(config.run.db)
     out = console(stderr=True)

@@ -108,7 +108,9 @@ class ShortStraddleBook(ReplayBook):
             except VenueError as exc:
                 return [*sold, f"book: could not sell {leg.name}: {exc}"]
             price = "?" if state.average_price is None else f"{state.average_price:.4f}"
-            sold.append(f"book: sold {size:g} {leg.name} at {price} BTC (short straddle)")
+            sold.append(
+                f"book: sold {size:g} {leg.name} at {price} {engine.config.currency} (short straddle)"
+            )
         return sold
 
 
@@ -127,6 +129,15 @@ def role_config(config: Config, role: str) -> Config:
     raw["risk"]["sigma_sources"] = ["constant"]
     raw["risk"]["sigma_constant"] = config.risk.reference_vol
     return build_config(raw, source=f"{config.source} (fixed leverage: σ̂ = σ_ref)")
+
+
+def in_currency(config: Config, currency: str) -> Config:
+    """The configuration for another currency: its venue, its perpetual as the hedge."""
+    if currency == config.venue.currency:
+        return config
+    raw = config.file.model_dump(mode="json")
+    raw["venue"].update(currency=currency, hedge_instrument=f"{currency}-PERPETUAL")
+    return build_config(raw, source=f"{config.source} ({currency})")
 
 
 def check_replay_config(config: Config) -> None:

@@ -66,8 +66,8 @@ class DeribitApi:
         return [
             {
                 "currency": currency,
-                "currency_long": "Bitcoin" if currency == "BTC" else currency,
-                "coin_type": "BITCOIN" if currency == "BTC" else currency,
+                "currency_long": {"BTC": "Bitcoin", "ETH": "Ethereum"}.get(currency, currency),
+                "coin_type": {"BTC": "BITCOIN", "ETH": "ETHER"}.get(currency, currency),
                 "fee_precision": 4,
                 "min_confirmations": 1,
                 "min_withdrawal_fee": 0.0001,
@@ -169,7 +169,7 @@ class DeribitApi:
         )
         return {
             "order": order_json(order, self.engine),
-            "trades": [trade_json(t, order) for t in order.trades],
+            "trades": [trade_json(t, order, self.engine.config.currency) for t in order.trades],
         }
 
     def _cancel(self, params: Params) -> dict[str, Any]:
@@ -189,7 +189,11 @@ class DeribitApi:
         trades.sort(key=lambda pair: int(pair[0].trade_id.split("-")[-1]), reverse=True)
         if params.get("sorting", "desc") == "asc":
             trades.reverse()
-        return {"trades": [trade_json(t, o) for t, o in trades[:count]], "has_more": len(trades) > count}
+        currency = self.engine.config.currency
+        return {
+            "trades": [trade_json(t, o, currency) for t, o in trades[:count]],
+            "has_more": len(trades) > count,
+        }
 
     def _open_orders_by_currency(self, params: Params) -> list[dict[str, Any]]:
         if _required(params, "currency") != self.engine.config.currency:
@@ -426,7 +430,7 @@ def order_json(o: SimOrder, engine: SimExchange) -> dict[str, Any]:
     }
 
 
-def trade_json(t: SimTrade, o: SimOrder) -> dict[str, Any]:
+def trade_json(t: SimTrade, o: SimOrder, currency: str) -> dict[str, Any]:
     return {
         "trade_id": t.trade_id,
         "order_id": t.order_id,
@@ -435,7 +439,7 @@ def trade_json(t: SimTrade, o: SimOrder) -> dict[str, Any]:
         "amount": t.amount,
         "price": t.price,
         "fee": t.fee,
-        "fee_currency": "BTC",
+        "fee_currency": currency,
         "liquidity": t.liquidity,
         "timestamp": ms(t.time),
         "index_price": t.index_price,

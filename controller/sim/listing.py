@@ -40,11 +40,27 @@ class ListingParams:
     monthlies: int = 3
     quarterlies: int = 3
     strikes_each_side: int = 14
-    option_tick: float = 0.0005  # BTC
-    option_min_amount: float = 0.1  # BTC
+    option_tick: float = 0.0005  # coin
+    option_min_amount: float = 0.1  # coin
     future_tick: float = 0.5  # USD
     future_min_amount: float = 10.0  # USD (one contract)
     max_carry: float = 0.5  # annualised
+
+    @classmethod
+    def for_currency(cls, currency: str, **overrides: object) -> ListingParams:
+        """Deribit's contract specifications for ``currency`` (BTC or ETH), with ``overrides`` applied."""
+        if currency not in CONTRACT_SPECS:
+            raise ValueError(f"the simulator lists BTC and ETH, not {currency!r}")
+        return cls(currency=currency, **{**CONTRACT_SPECS[currency], **overrides})  # type: ignore[arg-type]
+
+
+# Deribit's inverse contracts: BTC options 0.1 BTC minimum on a 0.0005 BTC tick, BTC futures one
+# 10 USD contract on a 0.5 USD tick (as its get_instruments lists them); ETH options 1 ETH on a
+# 0.0005 ETH tick, ETH futures one 1 USD contract on a 0.05 USD tick.
+CONTRACT_SPECS: dict[str, dict[str, float]] = {
+    "BTC": {"option_tick": 0.0005, "option_min_amount": 0.1, "future_tick": 0.5, "future_min_amount": 10.0},
+    "ETH": {"option_tick": 0.0005, "option_min_amount": 1.0, "future_tick": 0.05, "future_min_amount": 1.0},
+}
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ class ReplayError(ValueError):
     """A market-history CSV is unusable; the message names the file, row and column."""
 
 
-REPLAY_COLUMNS = ("timestamp_ms", "btc_usd", "dvol", "funding_rate_8h")
+REPLAY_COLUMNS = ("timestamp_ms", "index_usd", "dvol", "funding_rate_8h")
+PRICE_COLUMNS = ("index_usd", "btc_usd")  # the price column; btc_usd is the name the BTC file uses
 
 
 @dataclass(frozen=True)
@@ -154,17 +155,20 @@ class ReplayData:
 
 
 def load_replay_csv(path: Path) -> ReplayData:
-    """Read and check a CSV shaped like ``btc_2h_dvol_funding.csv``.
+    """Read and check a CSV shaped like the files in ``../shared/data``.
 
-    Required columns: ``timestamp_ms`` (bar end, UTC epoch milliseconds), ``btc_usd``, ``dvol``
-    (percent) and ``funding_rate_8h``.  Rows must be strictly increasing in time with finite,
-    positive prices and vol; gaps (more than twice the median step) are reported, never filled.
+    Required columns: ``timestamp_ms`` (bar end, UTC epoch milliseconds), ``index_usd`` (the index
+    in USD; ``btc_usd`` is accepted in its place), ``dvol`` (the implied-volatility index, percent)
+    and ``funding_rate_8h``.  Rows must be strictly increasing in time with finite, positive prices
+    and vol; gaps (more than twice the median step) are reported, never filled.
     """
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
-            missing = [c for c in REPLAY_COLUMNS if c not in header]
+            price = next((c for c in PRICE_COLUMNS if c in header), PRICE_COLUMNS[0])
+            wanted = tuple(price if c == "index_usd" else c for c in REPLAY_COLUMNS)
+            missing = [c for c in wanted if c not in header]
             if missing:
                 raise ReplayError(
                     f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(header)})"
@@ -174,9 +178,9 @@ def load_replay_csv(path: Path) -> ReplayData:
         raise ReplayError(f"cannot read market history {path}: {exc.strerror}") from exc
     if len(rows) < 2:
         raise ReplayError(f"{path}: needs at least two rows of history, found {len(rows)}")
-    columns = {c: np.empty(len(rows)) for c in REPLAY_COLUMNS}
+    columns = {c: np.empty(len(rows)) for c in wanted}
     for line, row in enumerate(rows, start=2):
-        for column in REPLAY_COLUMNS:
+        for column in wanted:
             raw = (row.get(column) or "").strip()
             try:
                 value = float(raw)
@@ -194,7 +198,7 @@ def load_replay_csv(path: Path) -> ReplayData:
         raise ReplayError(
             f"{path}:{bad}: timestamp_ms does not increase (rows must be sorted by time, no duplicates)"
         )
-    for column in ("btc_usd", "dvol"):
+    for column in (price, "dvol"):
         nonpositive = np.flatnonzero(columns[column] <= 0)
         if nonpositive.size:
             raise ReplayError(f"{path}:{int(nonpositive[0]) + 2}: column {column} must be positive")
@@ -207,7 +211,7 @@ def load_replay_csv(path: Path) -> ReplayData:
     return ReplayData(
         source=str(path),
         times_ms=times,
-        prices=columns["btc_usd"],
+        prices=columns[price],
         vol_index_pct=columns["dvol"],
         funding_8h=columns["funding_rate_8h"],
         gaps=gaps,

@@ -46,8 +46,8 @@ _AUTH = {13004, 13009, 10000}
 
 def engine_config(settings: SimSettings) -> SimConfig:
     """The engine's configuration for these settings (the replay, if any, is opened separately)."""
-    listing = ListingParams(
-        currency=settings.currency,
+    listing = ListingParams.for_currency(
+        settings.currency,
         weeklies=settings.weeklies,
         monthlies=settings.monthlies,
         quarterlies=settings.quarterlies,
