@@ -124,7 +124,9 @@ def test_modules_stay_small_and_the_root_stays_lean() -> None:
     ]
     assert not big, f"modules over 500 lines: {big}"
     root_modules = [p.name for p in ROOT.joinpath("controller").glob("*.py") if p.name != "__init__.py"]
-    assert len(root_modules) <= 8, f"controller/ holds {len(root_modules)} modules at its root: {root_modules}"
+    assert len(root_modules) <= 8, (
+        f"controller/ holds {len(root_modules)} modules at its root: {root_modules}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -26,11 +26,14 @@ from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from controller.venues import PositionSnapshot
-from pricing import Option, Settlement, black_price, year_fraction
+from pricing import Option, ScenarioPricer, Settlement, year_fraction
 
 DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)
+ROOT_TOLERANCE = 1e-12  # of a move: the liquidation search stops when its bracket is this narrow
+MAX_ROOT_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,17 @@ def span_grid(
 
 
 class Revaluation:
-    """A book ready to be revalued: positions as arrays, with the account's collateral."""
+    """A book ready to be revalued: positions as arrays, with the account's collateral.
+
+    Options are checked and prepared once (:class:`pricing.ScenarioPricer`): every revaluation
+    after that is one price-only pass over (scenarios × options).  In USD at the shocked index
+    ``S' = S·f``, with ``f = 1 + move`` and ``F' = F·f``, a position's P&L is
+
+    * an inverse option: ``size·(p'/F' − p/F)·S' = size·(S/F)·(p' − p·f)``;
+    * a linear option: ``size·(p' − p)``;
+    * an inverse future of ``size_usd`` at mark ``M``: ``size_usd·(1/M − 1/M')·S' = size_usd·(S/M)·(f − 1)``;
+    * a linear future: ``size·M·(f − 1)``.
+    """
 
     def __init__(
         self,
@@ -105,81 +118,86 @@ class Revaluation:
         self.index = index
         self.equity_coin = equity_coin
         self.coin_margined = coin_margined
-        self.rate = rate
         options = [p for p in positions if isinstance(p.instrument, Option)]
         others = [p for p in positions if not isinstance(p.instrument, Option)]
         self.option_names = [p.name for p in options]
         self.other_names = [p.name for p in others]
-        contracts = [p.instrument for p in options if isinstance(p.instrument, Option)]
-        self._opt_size = np.array([p.size for p in options], dtype=float)
-        self._opt_strike = np.array([o.strike for o in contracts], dtype=float)
-        self._opt_t = np.array(
-            [max(year_fraction(start=as_of, end=o.expiry), 0.0) for o in contracts], dtype=float
-        )
-        self._opt_fwd = np.array(
-            [_required(p.underlying_price, p.name, "underlying_price") for p in options], dtype=float
-        )
-        self._opt_vol = np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options], dtype=float)
-        self._opt_call = np.array([o.is_call for o in contracts], dtype=np.bool_)
-        self._opt_inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
-        self._fut_size = np.array([p.size for p in others], dtype=float)
-        self._fut_mark = np.array([p.mark_price for p in others], dtype=float)
-        self._fut_inverse = np.array(
-            [p.instrument.settlement is Settlement.INVERSE for p in others], dtype=bool
-        )
-        self._opt_base = self._option_prices(np.ones(1), np.ones(1))[0]
+        self._pricer: ScenarioPricer | None = None
+        if options:
+            self._prepare_options(options, as_of=as_of, rate=rate)
+        size = np.array([p.size for p in others], dtype=float)
+        mark = np.array([p.mark_price for p in others], dtype=float)
+        inverse = np.array([p.instrument.settlement is Settlement.INVERSE for p in others], dtype=bool)
+        self._fut_size, self._fut_mark, self._fut_inverse = size, mark, inverse
+        self._fut_coef = np.where(inverse, size * index / mark, size * mark)  # USD P&L per unit of (f − 1)
 
-    def _option_prices(self, price_factor: np.ndarray, vol_factor: np.ndarray) -> np.ndarray:
-        """Black-76 USD prices, shape (scenarios, options)."""
-        if self._opt_size.size == 0:
-            return np.zeros((price_factor.size, 0))
-        return np.asarray(
-            black_price(
-                forward=self._opt_fwd[None, :] * price_factor[:, None],
-                strike=self._opt_strike[None, :],
-                t_years=self._opt_t[None, :],
-                vol=self._opt_vol[None, :] * vol_factor[:, None],
-                is_call=self._opt_call[None, :],
-                rate=self.rate,
-            )
+    def _prepare_options(self, options: list[PositionSnapshot], *, as_of: datetime, rate: float) -> None:
+        contracts: list[Option] = [p.instrument for p in options]  # type: ignore[misc]
+        years: dict[datetime, float] = {}  # a book has few expiries
+        for o in contracts:
+            if o.expiry not in years:
+                years[o.expiry] = max(year_fraction(start=as_of, end=o.expiry), 0.0)
+        forward = np.array([_required(p.underlying_price, p.name, "underlying_price") for p in options])
+        self._pricer = ScenarioPricer(
+            forward=forward,
+            strike=np.array([o.strike for o in contracts], dtype=float),
+            t_years=np.array([years[o.expiry] for o in contracts]),
+            vol=np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options]),
+            is_call=np.array([o.is_call for o in contracts], dtype=np.bool_),
+            rate=rate,
         )
+        size = np.array([p.size for p in options], dtype=float)
+        inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
+        base = self._pricer.prices(forward_factor=1.0, vol_factor=1.0)[0]
+        self._opt_coef = np.where(inverse, size * self.index / forward, size)
+        self._opt_base_inverse = np.where(inverse, base, 0.0)  # subtracted as p·f
+        self._opt_base_linear = None if inverse.all() else np.where(inverse, 0.0, base)  # subtracted as p
+
+    def _factors(self, price_moves: ArrayLike, vol_shifts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        f = 1.0 + np.atleast_1d(np.asarray(price_moves, dtype=float))
+        v = 1.0 + np.atleast_1d(np.asarray(vol_shifts, dtype=float))
+        if np.any(f <= 0) or np.any(v < 0):
+            raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
+        return f, v
+
+    def _option_price_changes(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options)."""
+        assert self._pricer is not None
+        change = self._pricer.prices(forward_factor=f, vol_factor=v)
+        change -= np.multiply.outer(f, self._opt_base_inverse)
+        if self._opt_base_linear is not None:
+            change -= self._opt_base_linear
+        return change
 
     def contributions(self, price_moves: np.ndarray, vol_shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-position P&L (USD at the shocked index): arrays (scenarios, options), (scenarios, others)."""
-        f = 1.0 + np.asarray(price_moves, dtype=float)
-        v = 1.0 + np.asarray(vol_shifts, dtype=float)
-        if np.any(f <= 0) or np.any(v < 0):
-            raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
-        s_new = self.index * f[:, None]
-        if self._opt_size.size:
-            prices = self._option_prices(f, v)
-            fwd_new = self._opt_fwd[None, :] * f[:, None]
-            opt_coin = self._opt_size * (prices / fwd_new - self._opt_base / self._opt_fwd)
-            opt_usd = self._opt_size * (prices - self._opt_base)
-            options = np.where(self._opt_inverse, opt_coin * s_new, opt_usd)
-        else:
+        f, v = self._factors(price_moves, vol_shifts)
+        if self._pricer is None:
             options = np.zeros((f.size, 0))
-        mark_new = self._fut_mark[None, :] * f[:, None]
-        fut_coin = self._fut_size * (1.0 / self._fut_mark - 1.0 / mark_new)
-        fut_usd = self._fut_size * (mark_new - self._fut_mark)
-        others = np.where(self._fut_inverse, fut_coin * s_new, fut_usd)
-        return options, others
+        else:
+            options = self._option_price_changes(f, v)
+            options *= self._opt_coef
+        return options, np.multiply.outer(f - 1.0, self._fut_coef)
+
+    def _positions_pnl(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Σ of every position's P&L (USD) per scenario."""
+        total = (f - 1.0) * float(self._fut_coef.sum())
+        if self._pricer is not None:
+            total += self._option_price_changes(f, v) @ self._opt_coef
+        return total
 
     def pnl_usd(
         self, price_moves: Sequence[float] | np.ndarray, vol_shifts: Sequence[float] | np.ndarray
     ) -> np.ndarray:
         """Change of account equity in USD for each scenario."""
-        moves = np.asarray(price_moves, dtype=float)
-        options, others = self.contributions(moves, np.asarray(vol_shifts, dtype=float))
-        collateral = self.equity_coin * self.index * moves if self.coin_margined else np.zeros_like(moves)
-        return collateral + options.sum(axis=1) + others.sum(axis=1)
+        f, v = self._factors(price_moves, vol_shifts)
+        collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
+        return collateral + self._positions_pnl(f, v)
 
     def equity_coin_at(self, price_moves: np.ndarray) -> np.ndarray:
         """Equity in coin after a price move (volatility unchanged)."""
-        moves = np.asarray(price_moves, dtype=float)
-        options, others = self.contributions(moves, np.zeros_like(moves))
-        s_new = self.index * (1.0 + moves)
-        return self.equity_coin + (options.sum(axis=1) + others.sum(axis=1)) / s_new
+        f, v = self._factors(price_moves, 0.0)
+        return self.equity_coin + self._positions_pnl(f, v) / (self.index * f)
 
     def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
         pnl = self.pnl_usd([s.price_move for s in scenarios], [s.vol_shift for s in scenarios])
@@ -204,7 +222,7 @@ class Revaluation:
         exchange it moves with the positions' notional).  None when no move in
         ``[max_down, max_up]`` gets there; 0 when the account is already at or below it.
         """
-        if self._opt_size.size == 0:
+        if self._pricer is None:
             if self.equity_coin <= maintenance_margin_coin:
                 return 0.0
             return self._linear_liquidation_move(maintenance_margin_coin, max_up=max_up, max_down=max_down)
@@ -213,43 +231,53 @@ class Revaluation:
     def _searched_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
     ) -> float | None:
-        """A scan of both sides for the first crossing, then vectorised multisection.
+        """A 41-point scan of both sides for the first crossing, then the Illinois method in each bracket.
 
-        Each round revalues the book at 65 points inside every bracket in one call (the cost of
-        a call barely depends on the number of points), shrinking the brackets 64-fold to 1e-6; a
-        last linear interpolation inside that bracket leaves an error of order its square.
+        The scan (0 and 20 geometric steps each way) finds the first scanned move that breaches on
+        each side; the bracketed secant with Illinois' halving then converges superlinearly on
+        both brackets at once, each step one revaluation of two points.
         """
         sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
         scanned = self.equity_coin_at(np.concatenate([[0.0], *sides])) - maintenance_margin_coin
         if scanned[0] <= 0:
             return 0.0
-        gaps = np.split(scanned[1:], 2)
-        brackets = []
-        for points, values in zip(sides, gaps, strict=True):
+        safe, breach, g_safe, g_breach = [], [], [], []
+        for points, values in zip(sides, np.split(scanned[1:], 2), strict=True):
             breached = np.flatnonzero(values <= 0)
             if breached.size:
                 i = int(breached[0])
-                brackets.append((0.0 if i == 0 else float(points[i - 1]), float(points[i])))
-        if not brackets:
+                safe.append(0.0 if i == 0 else float(points[i - 1]))
+                g_safe.append(float(scanned[0] if i == 0 else values[i - 1]))
+                breach.append(float(points[i]))
+                g_breach.append(float(values[i]))
+        if not safe:
             return None
-        safe = np.array([b[0] for b in brackets])
-        breach = np.array([b[1] for b in brackets])
-        steps = np.linspace(0.0, 1.0, 65)
-        for _ in range(12):
-            if np.max(np.abs(breach - safe)) < 1e-6:
-                break
-            grid = safe[:, None] + (breach - safe)[:, None] * steps[None, :]
-            over = (self.equity_coin_at(grid.ravel()) - maintenance_margin_coin).reshape(grid.shape) <= 0
-            first = np.argmax(over, axis=1)  # the grid's end is a breach, so each row has one
-            rows = np.arange(grid.shape[0])
-            safe, breach = grid[rows, np.maximum(first - 1, 0)], grid[rows, first]
-        gap_safe, gap_breach = np.split(
-            self.equity_coin_at(np.concatenate([safe, breach])) - maintenance_margin_coin, 2
+        moves = self._illinois(
+            maintenance_margin_coin, np.array(safe), np.array(breach), np.array(g_safe), np.array(g_breach)
         )
-        span = gap_safe - gap_breach
-        weight = np.divide(gap_safe, span, out=np.ones_like(span), where=span > 0)
-        moves = safe + (breach - safe) * weight
         return float(moves[np.argmin(np.abs(moves))])
+
+    def _illinois(
+        self, margin: float, safe: np.ndarray, breach: np.ndarray, g_safe: np.ndarray, g_breach: np.ndarray
+    ) -> np.ndarray:
+        """Roots of ``equity_coin_at(m) − margin`` in brackets with ``g(safe) > 0 >= g(breach)``."""
+        last = np.zeros(safe.size)  # +1: the last step moved the safe end, −1: the breached end
+        for _ in range(MAX_ROOT_STEPS):
+            if np.all(np.abs(breach - safe) <= ROOT_TOLERANCE):
+                break
+            trial = safe - g_safe * (breach - safe) / (g_breach - g_safe)
+            trial = np.where((trial - safe) * (trial - breach) < 0, trial, 0.5 * (safe + breach))
+            g = self.equity_coin_at(trial) - margin
+            moved_safe = g > 0
+            g_breach = np.where(moved_safe & (last > 0), 0.5 * g_breach, g_breach)  # Illinois: halve the
+            g_safe = np.where(~moved_safe & (last < 0), 0.5 * g_safe, g_safe)  # end that stayed twice
+            safe, g_safe = np.where(moved_safe, trial, safe), np.where(moved_safe, g, g_safe)
+            breach, g_breach = np.where(moved_safe, breach, trial), np.where(moved_safe, g_breach, g)
+            safe = np.where(g == 0.0, trial, safe)  # an exact root closes the bracket
+            last = np.where(moved_safe, 1.0, -1.0)
+        span = g_safe - g_breach
+        weight = np.divide(g_safe, span, out=np.full_like(span, 0.5), where=span > 0)
+        return safe + (breach - safe) * weight
 
     def _linear_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float

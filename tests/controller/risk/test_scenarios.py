@@ -175,3 +175,63 @@ def test_the_liquidation_move_of_an_option_book_is_the_first_crossing(size, perp
     # no smaller move on either side (none at all in the searched range) reaches the margin
     inside = np.concatenate([np.linspace(0, reach, 2000), -np.linspace(0, min(reach, 0.99), 2000)])
     assert np.all(reval.equity_coin_at(inside) > mm)
+
+
+MIXED = [
+    "BTC-27MAR26-70000-P",
+    "BTC-27MAR26-90000-C",
+    "BTC-24APR26-80000-C",
+    "BTC-24APR26-60000-P",
+    "BTC-26JUN26-100000-C",
+    "BTC-26JUN26-80000-P",
+]
+
+
+def brentq_first_crossing(reval, mm):
+    """The reference: a dense scan of each side for the first breach, then scipy's brentq in that step."""
+    from scipy.optimize import brentq
+
+    def gap(m):
+        return float(reval.equity_coin_at(np.array([m]))[0]) - mm
+
+    roots = []
+    for points in (np.linspace(0, 9.0, 9001), -np.linspace(0, 0.99, 991)):
+        values = reval.equity_coin_at(points) - mm
+        breached = np.flatnonzero(values <= 0)
+        if breached.size:
+            i = int(breached[0])
+            roots.append(brentq(gap, points[i - 1], points[i], xtol=1e-14, rtol=1e-14))
+    return min(roots, key=abs) if roots else None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.floats(-15, 15).filter(lambda x: abs(x) > 0.1), min_size=6, max_size=6),
+    perp=st.floats(-1e6, 1e6),
+    equity=st.floats(3, 30),
+    mm_share=st.floats(0.02, 0.95),
+)
+def test_the_liquidation_move_of_a_mixed_book_matches_a_dense_scan_and_brent(sizes, perp, equity, mm_share):
+    # long and short options over three expiries and strikes, and a perpetual
+    positions = [
+        option_position(name, size, forward=INDEX * (1 + 0.002 * i), vol=0.5 + 0.05 * i, index=INDEX)
+        for i, (name, size) in enumerate(zip(MIXED, sizes, strict=True))
+    ] + [perp_position(perp, INDEX, INDEX)]
+    reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+    mm = mm_share * equity
+    if reval.equity_coin_at(np.array([0.0]))[0] <= mm:
+        assert reval.liquidation_move(mm) == 0.0
+        return
+    expected = brentq_first_crossing(reval, mm)
+    found = reval.liquidation_move(mm)
+    if expected is None:
+        assert found is None
+    else:
+        # the 41-point scan may miss a crossing and re-crossing inside one of its steps: then it
+        # finds a farther root, never a wrong one
+        assert found is not None
+        assert reval.equity_coin_at(np.array([found]))[0] == pytest.approx(mm, abs=1e-10 * equity)
+        assert abs(found) >= abs(expected) - 1e-9
+        if abs(found - expected) > 1e-9:
+            inside = np.linspace(expected, found, 50)
+            assert np.any(reval.equity_coin_at(inside) > mm)  # a re-crossing lies between
