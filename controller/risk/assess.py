@@ -252,13 +252,13 @@ def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str]:
 def _greeks_divergence(
     snapshot: AccountSnapshot, book: BookGreeks, settings: RiskSettings
 ) -> tuple[GreeksCheck, ...]:
-    ours = {r.name: r for r in book.positions}
+    ours = dict(zip(book.columns.name, book.columns.delta.tolist(), strict=True))
     flagged = []
     for p in snapshot.positions:
         theirs = p.exchange_greeks.delta
         if theirs is None or p.name not in ours:
             continue
-        model = ours[p.name].delta
+        model = ours[p.name]
         if abs(model - theirs) > settings.greeks_abs_tol + settings.greeks_rel_tol * abs(model):
             flagged.append(GreeksCheck(p.name, model, theirs))
     return tuple(flagged)
