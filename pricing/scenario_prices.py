@@ -91,6 +91,12 @@ class ScenarioPricer:
             raise InvalidInputError("scenario factors must be 1-D")
         if not ((ff > 0.0) & (ff < np.inf)).all() or not ((vf >= 0.0) & (vf < np.inf)).all():
             raise InvalidInputError("forward factors must be finite and > 0, vol factors finite and >= 0")
+        return self.prices_of_valid(ff, vf)
+
+    def prices_of_valid(self, forward_factor: FloatArray, vol_factor: FloatArray) -> FloatArray:
+        """:meth:`prices` for factors the caller has already checked: 1-D float arrays of one length,
+        forward factors finite and > 0, vol factors finite and >= 0 (a search's inner loop)."""
+        ff, vf = forward_factor, vol_factor
         sd = np.multiply.outer(vf, self._sd)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d1 = np.add.outer(np.log(ff), self._log_fk)

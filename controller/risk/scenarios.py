@@ -32,7 +32,7 @@ from controller.venues import PositionSnapshot
 from pricing import Option, ScenarioPricer, Settlement, year_fraction
 
 DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)
-ROOT_TOLERANCE = 1e-12  # of a move: the liquidation search stops when its bracket is this narrow
+ROOT_TOLERANCE = 1e-7  # of a move: the liquidation search interpolates once its bracket is this narrow
 MAX_ROOT_STEPS = 100
 
 
@@ -161,9 +161,9 @@ class Revaluation:
         return f, v
 
     def _option_price_changes(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options)."""
+        """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options); factors checked."""
         assert self._pricer is not None
-        change = self._pricer.prices(forward_factor=f, vol_factor=v)
+        change = self._pricer.prices_of_valid(f, v)
         change -= np.multiply.outer(f, self._opt_base_inverse)
         if self._opt_base_linear is not None:
             change -= self._opt_base_linear
@@ -196,8 +196,11 @@ class Revaluation:
 
     def equity_coin_at(self, price_moves: np.ndarray) -> np.ndarray:
         """Equity in coin after a price move (volatility unchanged)."""
-        f, v = self._factors(price_moves, 0.0)
-        return self.equity_coin + self._positions_pnl(f, v) / (self.index * f)
+        f, _ = self._factors(price_moves, 0.0)
+        return self._equity_coin(f)
+
+    def _equity_coin(self, f: np.ndarray) -> np.ndarray:
+        return self.equity_coin + self._positions_pnl(f, np.ones_like(f)) / (self.index * f)
 
     def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
         pnl = self.pnl_usd([s.price_move for s in scenarios], [s.vol_shift for s in scenarios])
@@ -260,17 +263,24 @@ class Revaluation:
     def _illinois(
         self, margin: float, safe: np.ndarray, breach: np.ndarray, g_safe: np.ndarray, g_breach: np.ndarray
     ) -> np.ndarray:
-        """Roots of ``equity_coin_at(m) − margin`` in brackets with ``g(safe) > 0 >= g(breach)``."""
+        """Roots of ``equity_coin_at(m) − margin`` in brackets with ``g(safe) > 0 >= g(breach)``.
+
+        Stops when every bracket is narrower than :data:`ROOT_TOLERANCE`, then interpolates
+        linearly inside it (an error of order the bracket's square).  Illinois' rule halves the
+        weight of an end that stays put twice in a row, so that both ends close in.
+        """
+        w_safe, w_breach = np.ones_like(safe), np.ones_like(breach)  # the halvings
         last = np.zeros(safe.size)  # +1: the last step moved the safe end, −1: the breached end
         for _ in range(MAX_ROOT_STEPS):
-            if np.all(np.abs(breach - safe) <= ROOT_TOLERANCE):
+            if np.all(breach - safe <= ROOT_TOLERANCE) and np.all(safe - breach <= ROOT_TOLERANCE):
                 break
-            trial = safe - g_safe * (breach - safe) / (g_breach - g_safe)
+            a, b = g_safe * w_safe, g_breach * w_breach
+            trial = safe - a * (breach - safe) / (b - a)
             trial = np.where((trial - safe) * (trial - breach) < 0, trial, 0.5 * (safe + breach))
-            g = self.equity_coin_at(trial) - margin
+            g = self._equity_coin(1.0 + trial) - margin
             moved_safe = g > 0
-            g_breach = np.where(moved_safe & (last > 0), 0.5 * g_breach, g_breach)  # Illinois: halve the
-            g_safe = np.where(~moved_safe & (last < 0), 0.5 * g_safe, g_safe)  # end that stayed twice
+            w_breach = np.where(moved_safe, np.where(last > 0, 0.5 * w_breach, w_breach), 1.0)
+            w_safe = np.where(moved_safe, 1.0, np.where(last < 0, 0.5 * w_safe, w_safe))
             safe, g_safe = np.where(moved_safe, trial, safe), np.where(moved_safe, g, g_safe)
             breach, g_breach = np.where(moved_safe, breach, trial), np.where(moved_safe, g_breach, g)
             safe = np.where(g == 0.0, trial, safe)  # an exact root closes the bracket
