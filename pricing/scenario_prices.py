@@ -93,11 +93,12 @@ class ScenarioPricer:
             raise InvalidInputError("forward factors must be finite and > 0, vol factors finite and >= 0")
         return self.prices_of_valid(ff, vf)
 
-    def prices_of_valid(self, forward_factor: FloatArray, vol_factor: FloatArray) -> FloatArray:
+    def prices_of_valid(self, forward_factor: FloatArray, vol_factor: FloatArray | None) -> FloatArray:
         """:meth:`prices` for factors the caller has already checked: 1-D float arrays of one length,
-        forward factors finite and > 0, vol factors finite and >= 0 (a search's inner loop)."""
+        forward factors finite and > 0, vol factors finite and >= 0, or None for volatility
+        unchanged (a search's inner loop)."""
         ff, vf = forward_factor, vol_factor
-        sd = np.multiply.outer(vf, self._sd)
+        sd = self._sd if vf is None else np.multiply.outer(vf, self._sd)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d1 = np.add.outer(np.log(ff), self._log_fk)
             d1 /= sd
@@ -111,8 +112,8 @@ class ScenarioPricer:
         price *= n1
         n2 *= self._w_strike
         price -= n2
-        if self._dead or not (vf > 0.0).all():
-            flat = ~(sd > 0.0)
+        if self._dead or (vf is not None and not (vf > 0.0).all()):
+            flat = np.broadcast_to(~(sd > 0.0), price.shape)
             if flat.any():
                 intrinsic = np.multiply.outer(ff, self._w_forward) - self._w_strike
                 price[flat] = np.maximum(intrinsic[flat], 0.0)

@@ -130,6 +130,7 @@ class Revaluation:
         inverse = np.array([p.instrument.settlement is Settlement.INVERSE for p in others], dtype=bool)
         self._fut_size, self._fut_mark, self._fut_inverse = size, mark, inverse
         self._fut_coef = np.where(inverse, size * index / mark, size * mark)  # USD P&L per unit of (f − 1)
+        self._fut_coef_sum = float(self._fut_coef.sum())
 
     def _prepare_options(self, options: list[PositionSnapshot], *, as_of: datetime, rate: float) -> None:
         contracts: list[Option] = [p.instrument for p in options]  # type: ignore[misc]
@@ -160,7 +161,7 @@ class Revaluation:
             raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
         return f, v
 
-    def _option_price_changes(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def _option_price_changes(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
         """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options); factors checked."""
         assert self._pricer is not None
         change = self._pricer.prices_of_valid(f, v)
@@ -179,9 +180,9 @@ class Revaluation:
             options *= self._opt_coef
         return options, np.multiply.outer(f - 1.0, self._fut_coef)
 
-    def _positions_pnl(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Σ of every position's P&L (USD) per scenario."""
-        total = (f - 1.0) * float(self._fut_coef.sum())
+    def _positions_pnl(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
+        """Σ of every position's P&L (USD) per scenario (``v`` None: volatility unchanged)."""
+        total = (f - 1.0) * self._fut_coef_sum
         if self._pricer is not None:
             total += self._option_price_changes(f, v) @ self._opt_coef
         return total
@@ -200,7 +201,7 @@ class Revaluation:
         return self._equity_coin(f)
 
     def _equity_coin(self, f: np.ndarray) -> np.ndarray:
-        return self.equity_coin + self._positions_pnl(f, np.ones_like(f)) / (self.index * f)
+        return self.equity_coin + self._positions_pnl(f, None) / (self.index * f)
 
     def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
         pnl = self.pnl_usd([s.price_move for s in scenarios], [s.vol_shift for s in scenarios])
@@ -234,60 +235,37 @@ class Revaluation:
     def _searched_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
     ) -> float | None:
-        """A 41-point scan of both sides for the first crossing, then the Illinois method in each bracket.
+        """A 41-point scan of both sides for the first crossing, then the Illinois method in the bracket.
 
         The scan (0 and 20 geometric steps each way) finds the first scanned move that breaches on
-        each side; the bracketed secant with Illinois' halving then converges superlinearly on
-        both brackets at once, each step one revaluation of two points.
+        each side; a side whose bracket lies wholly beyond the other's is dropped, and the bracketed
+        secant with Illinois' halving converges superlinearly on what is left (both sides at once,
+        one revaluation per step, when they overlap).
         """
         sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
         scanned = self.equity_coin_at(np.concatenate([[0.0], *sides])) - maintenance_margin_coin
         if scanned[0] <= 0:
             return 0.0
-        safe, breach, g_safe, g_breach = [], [], [], []
+        brackets = []
         for points, values in zip(sides, np.split(scanned[1:], 2), strict=True):
             breached = np.flatnonzero(values <= 0)
             if breached.size:
                 i = int(breached[0])
-                safe.append(0.0 if i == 0 else float(points[i - 1]))
-                g_safe.append(float(scanned[0] if i == 0 else values[i - 1]))
-                breach.append(float(points[i]))
-                g_breach.append(float(values[i]))
-        if not safe:
+                safe, g_safe = (0.0, scanned[0]) if i == 0 else (points[i - 1], values[i - 1])
+                brackets.append(_Bracket(float(safe), float(points[i]), float(g_safe), float(values[i])))
+        if not brackets:
             return None
-        moves = self._illinois(
-            maintenance_margin_coin, np.array(safe), np.array(breach), np.array(g_safe), np.array(g_breach)
-        )
-        return float(moves[np.argmin(np.abs(moves))])
-
-    def _illinois(
-        self, margin: float, safe: np.ndarray, breach: np.ndarray, g_safe: np.ndarray, g_breach: np.ndarray
-    ) -> np.ndarray:
-        """Roots of ``equity_coin_at(m) − margin`` in brackets with ``g(safe) > 0 >= g(breach)``.
-
-        Stops when every bracket is narrower than :data:`ROOT_TOLERANCE`, then interpolates
-        linearly inside it (an error of order the bracket's square).  Illinois' rule halves the
-        weight of an end that stays put twice in a row, so that both ends close in.
-        """
-        w_safe, w_breach = np.ones_like(safe), np.ones_like(breach)  # the halvings
-        last = np.zeros(safe.size)  # +1: the last step moved the safe end, −1: the breached end
+        nearest = min(abs(b.breach) for b in brackets)  # a root no farther than this exists
+        brackets = [b for b in brackets if abs(b.safe) < nearest or abs(b.breach) == nearest]
         for _ in range(MAX_ROOT_STEPS):
-            if np.all(breach - safe <= ROOT_TOLERANCE) and np.all(safe - breach <= ROOT_TOLERANCE):
+            live = [b for b in brackets if abs(b.breach - b.safe) > ROOT_TOLERANCE]
+            if not live:
                 break
-            a, b = g_safe * w_safe, g_breach * w_breach
-            trial = safe - a * (breach - safe) / (b - a)
-            trial = np.where((trial - safe) * (trial - breach) < 0, trial, 0.5 * (safe + breach))
-            g = self._equity_coin(1.0 + trial) - margin
-            moved_safe = g > 0
-            w_breach = np.where(moved_safe, np.where(last > 0, 0.5 * w_breach, w_breach), 1.0)
-            w_safe = np.where(moved_safe, 1.0, np.where(last < 0, 0.5 * w_safe, w_safe))
-            safe, g_safe = np.where(moved_safe, trial, safe), np.where(moved_safe, g, g_safe)
-            breach, g_breach = np.where(moved_safe, breach, trial), np.where(moved_safe, g_breach, g)
-            safe = np.where(g == 0.0, trial, safe)  # an exact root closes the bracket
-            last = np.where(moved_safe, 1.0, -1.0)
-        span = g_safe - g_breach
-        weight = np.divide(g_safe, span, out=np.full_like(span, 0.5), where=span > 0)
-        return safe + (breach - safe) * weight
+            trials = [b.secant() for b in live]
+            values = self._equity_coin(1.0 + np.array(trials)) - maintenance_margin_coin
+            for bracket, trial, value in zip(live, trials, values.tolist(), strict=True):
+                bracket.narrow(trial, value)
+        return min((b.root() for b in brackets), key=abs)
 
     def _linear_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
@@ -308,6 +286,42 @@ class Revaluation:
             return None
         move = x / (1.0 - x)
         return move if max_down <= move <= max_up else None
+
+
+class _Bracket:
+    """A root of ``g`` between ``safe`` (``g > 0``) and ``breach`` (``g <= 0``), narrowed by Illinois' rule:
+    the secant through the ends, with the weight of an end that stays put twice in a row halved."""
+
+    __slots__ = ("breach", "g_breach", "g_safe", "last", "safe", "w_breach", "w_safe")
+
+    def __init__(self, safe: float, breach: float, g_safe: float, g_breach: float) -> None:
+        self.safe, self.breach, self.g_safe, self.g_breach = safe, breach, g_safe, g_breach
+        self.w_safe = self.w_breach = 1.0
+        self.last = 0  # +1: the last step moved the safe end, −1: the breached end
+
+    def secant(self) -> float:
+        a, b = self.g_safe * self.w_safe, self.g_breach * self.w_breach
+        trial = self.safe - a * (self.breach - self.safe) / (b - a)
+        inside = (trial - self.safe) * (trial - self.breach) < 0
+        return trial if inside else 0.5 * (self.safe + self.breach)
+
+    def narrow(self, trial: float, g: float) -> None:
+        if g > 0:
+            self.safe, self.g_safe, self.w_safe = trial, g, 1.0
+            self.w_breach *= 0.5 if self.last > 0 else 1.0
+            self.last = 1
+        else:
+            self.breach, self.g_breach, self.w_breach = trial, g, 1.0
+            self.w_safe *= 0.5 if self.last < 0 else 1.0
+            self.last = -1
+            if g == 0.0:  # an exact root closes the bracket
+                self.safe = trial
+
+    def root(self) -> float:
+        """Linear interpolation on the true end values: an error of order the bracket's square."""
+        span = self.g_safe - self.g_breach
+        weight = self.g_safe / span if span > 0 else 0.5
+        return self.safe + (self.breach - self.safe) * weight
 
 
 def _required(value: float | None, name: str, field: str) -> float:

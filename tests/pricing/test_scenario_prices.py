@@ -117,3 +117,18 @@ def test_impossible_scenarios_are_refused(ff, vf):
     pricer = ScenarioPricer(forward=100.0, strike=100.0, t_years=1.0, vol=0.5, is_call=True)
     with pytest.raises(pricing.InvalidInputError):
         pricer.prices(forward_factor=ff, vol_factor=vf)
+
+
+def test_the_search_entry_point_equals_the_checked_one():
+    f = np.array([9_000.0, 60_000.0, 60_000.0])
+    pricer = ScenarioPricer(
+        forward=f,
+        strike=np.array([9_500.0, 50_000.0, 70_000.0]),
+        t_years=np.array([-1.0, 0.1, 0.7]),
+        vol=np.array([0.6, 0.0, 0.9]),
+        is_call=np.array([True, False, True]),
+    )
+    ff = np.array([0.3, 1.0, 2.5])
+    unchanged = pricer.prices(forward_factor=ff, vol_factor=1.0)
+    assert np.array_equal(pricer.prices_of_valid(ff, None), unchanged)
+    assert np.array_equal(pricer.prices_of_valid(ff, np.ones(3)), unchanged)
