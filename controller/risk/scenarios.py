@@ -90,6 +90,12 @@ def span_grid(
     return tuple(grid)
 
 
+@lru_cache(maxsize=16)
+def _grid_arrays(scenarios: tuple[Scenario, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A grid's price moves and vol shifts as arrays (the grids are built once per setting too)."""
+    return np.array([s.price_move for s in scenarios]), np.array([s.vol_shift for s in scenarios])
+
+
 class Revaluation:
     """A book ready to be revalued: positions as arrays, with the account's collateral.
 
@@ -204,7 +210,7 @@ class Revaluation:
         return self.equity_coin + self._positions_pnl(f, None) / (self.index * f)
 
     def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
-        pnl = self.pnl_usd([s.price_move for s in scenarios], [s.vol_shift for s in scenarios])
+        pnl = self.pnl_usd(*_grid_arrays(tuple(scenarios)))
         return tuple(ScenarioResult(s, float(p)) for s, p in zip(scenarios, pnl, strict=True))
 
     def stressed_leverage(self, *, move: float, equity_usd: float) -> float:
@@ -240,7 +246,8 @@ class Revaluation:
         The scan (0 and 20 geometric steps each way) finds the first scanned move that breaches on
         each side; a side whose bracket lies wholly beyond the other's is dropped, and the bracketed
         secant with Illinois' halving converges superlinearly on what is left (both sides at once,
-        one revaluation per step, when they overlap).
+        one revaluation per step, when they overlap).  The secant runs in ``x = m / (1 + m)``, in
+        which the futures' part of equity is exactly linear: a hedged option book needs a step or two.
         """
         sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
         scanned = self.equity_coin_at(np.concatenate([[0.0], *sides])) - maintenance_margin_coin
@@ -252,20 +259,23 @@ class Revaluation:
             if breached.size:
                 i = int(breached[0])
                 safe, g_safe = (0.0, scanned[0]) if i == 0 else (points[i - 1], values[i - 1])
-                brackets.append(_Bracket(float(safe), float(points[i]), float(g_safe), float(values[i])))
+                brackets.append(
+                    _Bracket(_x(float(safe)), _x(float(points[i])), float(g_safe), float(values[i]))
+                )
         if not brackets:
             return None
-        nearest = min(abs(b.breach) for b in brackets)  # a root no farther than this exists
-        brackets = [b for b in brackets if abs(b.safe) < nearest or abs(b.breach) == nearest]
+        nearest = min(abs(_move(b.breach)) for b in brackets)  # a root no farther than this exists
+        brackets = [b for b in brackets if abs(_move(b.safe)) < nearest or abs(_move(b.breach)) == nearest]
         for _ in range(MAX_ROOT_STEPS):
-            live = [b for b in brackets if abs(b.breach - b.safe) > ROOT_TOLERANCE]
+            live = [b for b in brackets if abs(_move(b.breach) - _move(b.safe)) > ROOT_TOLERANCE]
             if not live:
                 break
             trials = [b.secant() for b in live]
-            values = self._equity_coin(1.0 + np.array(trials)) - maintenance_margin_coin
+            f = 1.0 / (1.0 - np.array(trials))  # 1 + m with m = x / (1 − x)
+            values = self._equity_coin(f) - maintenance_margin_coin
             for bracket, trial, value in zip(live, trials, values.tolist(), strict=True):
                 bracket.narrow(trial, value)
-        return min((b.root() for b in brackets), key=abs)
+        return min((_move(b.root()) for b in brackets), key=abs)
 
     def _linear_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
@@ -286,6 +296,15 @@ class Revaluation:
             return None
         move = x / (1.0 - x)
         return move if max_down <= move <= max_up else None
+
+
+def _x(move: float) -> float:
+    """The search's variable ``x = m / (1 + m)``: equity in coin is linear in it for futures."""
+    return move / (1.0 + move)
+
+
+def _move(x: float) -> float:
+    return x / (1.0 - x)
 
 
 class _Bracket:
