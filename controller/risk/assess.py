@@ -28,7 +28,7 @@ from datetime import datetime
 
 import numpy as np
 
-from controller.risk.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
+from controller.risk.scenarios import Revaluation, ScenarioResult, risk_grid
 from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
 from controller.venues import AccountSnapshot
 from pricing import BookGreeks, Position, book_greeks
@@ -156,12 +156,14 @@ def assess(
     reval = Revaluation(
         snapshot.positions, index=index, equity_coin=snapshot.equity_coin, as_of=as_of, rate=settings.rate
     )
-    grid = deribit_pm_grid(vol_shift=settings.pm_vol_shift) + span_grid(
-        price_range=settings.span_price_range,
-        vol_range=settings.span_vol_range,
-        extreme_cover=settings.span_extreme_cover,
+    scenarios = reval.run(
+        risk_grid(
+            pm_vol_shift=settings.pm_vol_shift,
+            span_price_range=settings.span_price_range,
+            span_vol_range=settings.span_vol_range,
+            span_extreme_cover=settings.span_extreme_cover,
+        )
     )
-    scenarios = reval.run(grid)
     leverage = abs(coin.delta_usd) / equity_usd
     stress_move = (
         None

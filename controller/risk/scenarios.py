@@ -91,9 +91,38 @@ def span_grid(
 
 
 @lru_cache(maxsize=16)
-def _grid_arrays(scenarios: tuple[Scenario, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """A grid's price moves and vol shifts as arrays (the grids are built once per setting too)."""
-    return np.array([s.price_move for s in scenarios]), np.array([s.vol_shift for s in scenarios])
+def _scan(max_up: float, max_down: float) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The liquidation scan: 20 geometric steps each way, and with 0 in front, as one array."""
+    sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
+    return sides, np.concatenate([[0.0], *sides])
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioGrid:
+    """Scenarios with their price moves and vol shifts as arrays, ready for :meth:`Revaluation.run`."""
+
+    scenarios: tuple[Scenario, ...]
+    price_moves: np.ndarray
+    vol_shifts: np.ndarray
+
+    @staticmethod
+    def of(scenarios: Sequence[Scenario]) -> ScenarioGrid:
+        return ScenarioGrid(
+            tuple(scenarios),
+            np.array([s.price_move for s in scenarios], dtype=float),
+            np.array([s.vol_shift for s in scenarios], dtype=float),
+        )
+
+
+@lru_cache(maxsize=16)
+def risk_grid(
+    *, pm_vol_shift: float, span_price_range: float, span_vol_range: float, span_extreme_cover: float
+) -> ScenarioGrid:
+    """Deribit's portfolio-margin grid then CME SPAN's 16 scenarios, built once per setting."""
+    return ScenarioGrid.of(
+        deribit_pm_grid(vol_shift=pm_vol_shift)
+        + span_grid(price_range=span_price_range, vol_range=span_vol_range, extreme_cover=span_extreme_cover)
+    )
 
 
 class Revaluation:
@@ -163,7 +192,7 @@ class Revaluation:
     def _factors(self, price_moves: ArrayLike, vol_shifts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         f = 1.0 + np.atleast_1d(np.asarray(price_moves, dtype=float))
         v = 1.0 + np.atleast_1d(np.asarray(vol_shifts, dtype=float))
-        if np.any(f <= 0) or np.any(v < 0):
+        if not (f.min(initial=1.0) > 0 and v.min(initial=1.0) >= 0):
             raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
         return f, v
 
@@ -209,9 +238,10 @@ class Revaluation:
     def _equity_coin(self, f: np.ndarray) -> np.ndarray:
         return self.equity_coin + self._positions_pnl(f, None) / (self.index * f)
 
-    def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
-        pnl = self.pnl_usd(*_grid_arrays(tuple(scenarios)))
-        return tuple(ScenarioResult(s, float(p)) for s, p in zip(scenarios, pnl, strict=True))
+    def run(self, scenarios: Sequence[Scenario] | ScenarioGrid) -> tuple[ScenarioResult, ...]:
+        grid = scenarios if isinstance(scenarios, ScenarioGrid) else ScenarioGrid.of(scenarios)
+        pnl = self.pnl_usd(grid.price_moves, grid.vol_shifts)
+        return tuple(ScenarioResult(s, p) for s, p in zip(grid.scenarios, pnl.tolist(), strict=True))
 
     def stressed_leverage(self, *, move: float, equity_usd: float) -> float:
         """``max(loss(+m), loss(−m)) / (E · m)`` with ``loss = max(−P&L, 0)``: leverage with convexity.
@@ -232,6 +262,8 @@ class Revaluation:
         exchange it moves with the positions' notional).  None when no move in
         ``[max_down, max_up]`` gets there; 0 when the account is already at or below it.
         """
+        if not -1.0 < max_down < 0.0 < max_up:
+            raise ValueError(f"need -1 < max_down < 0 < max_up, got {max_down}, {max_up}")
         if self._pricer is None:
             if self.equity_coin <= maintenance_margin_coin:
                 return 0.0
@@ -249,8 +281,8 @@ class Revaluation:
         one revaluation per step, when they overlap).  The secant runs in ``x = m / (1 + m)``, in
         which the futures' part of equity is exactly linear: a hedged option book needs a step or two.
         """
-        sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
-        scanned = self.equity_coin_at(np.concatenate([[0.0], *sides])) - maintenance_margin_coin
+        sides, points = _scan(max_up, max_down)
+        scanned = self._equity_coin(1.0 + points) - maintenance_margin_coin
         if scanned[0] <= 0:
             return 0.0
         brackets = []
