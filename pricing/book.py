@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import chain
+from typing import Protocol
 
 import numpy as np
 
@@ -52,6 +54,22 @@ class Position:
     mark_price: float
     underlying_price: float | None = None
     mark_iv: float | None = None
+
+
+class PricedPosition(Protocol):
+    """What pricing a position reads: :class:`Position`, or any record with these fields (a venue's
+    position snapshot), so that a book is priced without copying it first."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+    @property
+    def size(self) -> float: ...
+    @property
+    def mark_price(self) -> float: ...
+    @property
+    def underlying_price(self) -> float | None: ...
+    @property
+    def mark_iv(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,7 @@ class PositionColumns:
     theta_usd: FloatArray
     value_usd: FloatArray
     notional_usd: FloatArray
+    table: FloatArray = field(repr=False, compare=False)  # the nine number columns, as rows of one array
 
     def __len__(self) -> int:
         return len(self.name)
@@ -151,11 +170,10 @@ class PositionColumns:
 
     def totals(self, where: np.ndarray | list[int] | None = None) -> RiskTotals:
         """Exactly rounded sums (``math.fsum``) of the totalled fields, over ``where`` or all."""
-
-        def total(column: FloatArray) -> float:
-            return math.fsum((column if where is None else column[where]).tolist())
-
-        return RiskTotals(*(total(getattr(self, f)) for f in RiskTotals.__dataclass_fields__))
+        rows = (
+            self.table[_TOTAL_ROWS] if where is None else self.table[np.ix_(_TOTAL_ROWS, np.asarray(where))]
+        )
+        return RiskTotals(*map(math.fsum, rows.tolist()))
 
 
 _NUMBER_FIELDS = (
@@ -169,6 +187,7 @@ _NUMBER_FIELDS = (
     "value_usd",
     "notional_usd",
 )
+_TOTAL_ROWS = np.array([_NUMBER_FIELDS.index(f) for f in RiskTotals.__dataclass_fields__])
 
 
 @dataclass(frozen=True)
@@ -212,7 +231,7 @@ class BookGreeks:
 
 
 def book_greeks(
-    positions: Sequence[Position],
+    positions: Sequence[PricedPosition],
     *,
     as_of: datetime,
     index_prices: Mapping[str, float],
@@ -245,20 +264,22 @@ def book_greeks(
             label = labels[expiry] = "PERPETUAL" if expiry is None else deribit_expiry_code(expiry)
         groups[coin].setdefault(label, []).append(i)
         expiry_of[label] = expiry
-    order = sorted(expiry_of.items(), key=_expiry_order)
-    underlying = np.array(columns.underlying, dtype=object)
-    underlyings = {
-        coin: UnderlyingRisk(
+    order = [label for label, _ in sorted(expiry_of.items(), key=_expiry_order)]
+    underlyings = {}
+    for coin in coins:
+        mine = groups[coin]
+        whole = columns.totals(None if len(coins) == 1 else list(chain.from_iterable(mine.values())))
+        underlyings[coin] = UnderlyingRisk(
             underlying=coin,
             index_price=_index(index_prices, coin),
             collateral=_finite(collateral.get(coin, 0.0), f"collateral[{coin}]"),
-            positions=columns.totals(np.flatnonzero(underlying == coin)),
+            positions=whole,
             by_expiry={
-                label: columns.totals(groups[coin][label]) for label, _ in order if label in groups[coin]
+                label: whole if len(mine) == 1 else columns.totals(mine[label])
+                for label in order
+                if label in mine
             },
         )
-        for coin in coins
-    }
     return BookGreeks(as_of=as_of, columns=columns, underlyings=underlyings)
 
 
@@ -268,7 +289,7 @@ def _expiry_order(item: tuple[str, datetime | None]) -> tuple[int, datetime | st
 
 
 def _price_positions(
-    positions: Sequence[Position], *, as_of: datetime, index_prices: Mapping[str, float], rate: float
+    positions: Sequence[PricedPosition], *, as_of: datetime, index_prices: Mapping[str, float], rate: float
 ) -> PositionColumns:
     n = len(positions)
     instruments = [p.instrument for p in positions]
@@ -278,7 +299,8 @@ def _price_positions(
         bad = next(p for p in positions if not isinstance(p.instrument, Option | Perpetual | Future))
         raise BookError(f"position {bad!r}: unsupported instrument type")
     spots = {coin: _index(index_prices, coin) for coin in {x.underlying for x in instruments}}
-    out = {f: np.zeros(n) for f in _NUMBER_FIELDS}
+    table = np.zeros((len(_NUMBER_FIELDS), n))
+    out = dict(zip(_NUMBER_FIELDS, table, strict=True))
     if option_at:
         _price_options([positions[i] for i in option_at], as_of, spots, rate, out, option_at)
     if linear_at:
@@ -289,11 +311,12 @@ def _price_positions(
         kind=tuple(x.kind for x in instruments),
         expiry=tuple(x.expiry for x in instruments),
         **out,
+        table=table,
     )
 
 
 def _price_options(
-    options: list[Position],
+    options: list[PricedPosition],
     as_of: datetime,
     spots: Mapping[str, float],
     rate: float,
@@ -336,7 +359,7 @@ def _price_options(
     out["notional_usd"][at] = np.abs(size) * spot
 
 
-def _numbers(positions: list[Position], fields: tuple[str, ...]) -> list[FloatArray]:
+def _numbers(positions: list[PricedPosition], fields: tuple[str, ...]) -> list[FloatArray]:
     """Columns of floats (None → NaN); something that is not a number is named by the scalar checks."""
     try:
         return [
@@ -352,7 +375,7 @@ def _numbers(positions: list[Position], fields: tuple[str, ...]) -> list[FloatAr
         raise
 
 
-def _check_option(p: Position) -> None:
+def _check_option(p: PricedPosition) -> None:
     name = p.instrument.name
     _finite(p.size, f"position {name}: size")
     if p.underlying_price is None or not (
@@ -364,7 +387,7 @@ def _check_option(p: Position) -> None:
 
 
 def _linear_risk(
-    positions: list[Position], spots: Mapping[str, float], out: dict[str, FloatArray], at: list[int]
+    positions: list[PricedPosition], spots: Mapping[str, float], out: dict[str, FloatArray], at: list[int]
 ) -> None:
     """Perpetuals and futures: delta one, no convexity modelled at this level."""
     size, mark = _numbers(positions, ("size", "mark_price"))
@@ -382,7 +405,7 @@ def _linear_risk(
     out["notional_usd"][at] = np.where(inverse, np.abs(size), np.abs(size) * spot)
 
 
-def _check_linear(p: Position, inverse: bool) -> None:
+def _check_linear(p: PricedPosition, inverse: bool) -> None:
     name = p.instrument.name
     _finite(p.size, f"position {name}: size")
     if inverse:
@@ -416,6 +439,7 @@ __all__ = [
     "Position",
     "PositionColumns",
     "PositionRisk",
+    "PricedPosition",
     "RiskTotals",
     "UnderlyingRisk",
     "book_greeks",

@@ -25,13 +25,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
 from controller.risk.scenarios import Revaluation, ScenarioResult, risk_grid
 from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
 from controller.venues import AccountSnapshot
-from pricing import BookGreeks, Position, book_greeks
+from pricing import BookGreeks, book_greeks
 
 SIGMA_SOURCES = ("chain", "index", "constant")
 
@@ -130,12 +131,8 @@ def assess(
         raise ValueError(
             f"account equity must be positive to measure leverage, got {snapshot.equity_coin} {cur}"
         )
-    positions = [
-        Position(p.instrument, p.size, p.mark_price, p.underlying_price, p.mark_iv)
-        for p in snapshot.positions
-    ]
     book = book_greeks(
-        positions,
+        snapshot.positions,
         as_of=as_of,
         index_prices={cur: index},
         collateral={cur: snapshot.equity_coin},
@@ -243,11 +240,13 @@ def _sigma(
 
 def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str]:
     """Age of the oldest figure the decision rests on, against the controller's clock."""
-    figures = {"index": snapshot.index_observed_at, "hedge ticker": snapshot.hedge.observed_at}
-    figures.update({f"position {p.name}": p.observed_at for p in snapshot.positions})
+    figures = [("index", snapshot.index_observed_at), ("hedge ticker", snapshot.hedge.observed_at)]
+    if snapshot.positions:
+        position = min(snapshot.positions, key=attrgetter("observed_at"))  # the first of the oldest
+        figures.append((f"position {position.name}", position.observed_at))
     if snapshot.chain:
-        figures["option chain"] = min(c.observed_at for c in snapshot.chain)
-    name, oldest = min(figures.items(), key=lambda item: item[1])
+        figures.append(("option chain", min(c.observed_at for c in snapshot.chain)))
+    name, oldest = min(figures, key=itemgetter(1))
     return max((now - oldest).total_seconds(), 0.0), name
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -44,8 +45,7 @@ class Scenario:
     weight: float = 1.0  # SPAN's extreme moves count at the cover fraction
 
 
-@dataclass(frozen=True)
-class ScenarioResult:
+class ScenarioResult(NamedTuple):  # a tuple: dozens are made every cycle
     scenario: Scenario
     pnl_usd: float  # unweighted
 
