@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter, itemgetter
 
-import numpy as np
-
 from controller.risk.scenarios import Revaluation, ScenarioResult, risk_grid
 from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
 from controller.venues import AccountSnapshot
@@ -153,22 +151,25 @@ def assess(
     reval = Revaluation(
         snapshot.positions, index=index, equity_coin=snapshot.equity_coin, as_of=as_of, rate=settings.rate
     )
-    scenarios = reval.run(
-        risk_grid(
-            pm_vol_shift=settings.pm_vol_shift,
-            span_price_range=settings.span_price_range,
-            span_vol_range=settings.span_vol_range,
-            span_extreme_cover=settings.span_extreme_cover,
-        )
-    )
     leverage = abs(coin.delta_usd) / equity_usd
     stress_move = (
         None
         if sigma_hat is None
         else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
     )
+    grid = risk_grid(
+        pm_vol_shift=settings.pm_vol_shift,
+        span_price_range=settings.span_price_range,
+        span_vol_range=settings.span_vol_range,
+        span_extreme_cover=settings.span_extreme_cover,
+    )
+    figures = reval.figures(
+        grid,
+        stress_move=stress_move,
+        equity_usd=equity_usd,
+        maintenance_margin_coin=snapshot.maintenance_margin_coin,
+    )
     age, oldest = _data_age(snapshot, now)
-    worst = min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None
     report = RiskReport(
         as_of=as_of,
         currency=cur,
@@ -190,31 +191,20 @@ def assess(
         leverage=leverage,
         signed_leverage=coin.delta_usd / equity_usd,
         leverage_iv=None if sigma_hat is None else leverage * sigma_hat / settings.reference_vol,
-        leverage_stress=None
-        if stress_move is None
-        else reval.stressed_leverage(move=stress_move, equity_usd=equity_usd),
+        leverage_stress=figures.stressed_leverage,
         stress_move=stress_move,
         gross_leverage=book.notional_usd / equity_usd,
         margin_ratio=snapshot.margin_ratio,
-        scenarios=scenarios,
-        worst_scenario=worst,
-        liquidation_move=reval.liquidation_move(snapshot.maintenance_margin_coin),
+        scenarios=figures.scenarios,
+        worst_scenario=figures.worst,
+        liquidation_move=figures.liquidation_move,
         greeks_divergence=_greeks_divergence(snapshot, book, settings),
         data_age_s=age,
         oldest_figure=oldest,
         problems=tuple(problems),
-        worst_contributions={} if worst is None else _contributions(reval, worst),
+        worst_contributions=figures.worst_contributions,
     )
     return report, new_vol
-
-
-def _contributions(reval: Revaluation, worst: ScenarioResult) -> dict[str, float]:
-    """Each position's (weighted) P&L in the worst scenario: what the worst-loss advice cuts."""
-    s = worst.scenario
-    options, others = reval.contributions(np.array([s.price_move]), np.array([s.vol_shift]))
-    values = dict(zip(reval.option_names, options[0] * s.weight, strict=True))
-    values.update(zip(reval.other_names, others[0] * s.weight, strict=True))
-    return {name: float(v) for name, v in values.items()}
 
 
 def _sigma(

@@ -33,6 +33,7 @@ from controller.venues import PositionSnapshot
 from pricing import Option, ScenarioPricer, Settlement, year_fraction
 
 DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)
+DEFAULT_MAX_UP, DEFAULT_MAX_DOWN = 9.0, -0.99  # the liquidation search's range of moves
 ROOT_TOLERANCE = 1e-7  # of a move: the liquidation search interpolates once its bracket is this narrow
 MAX_ROOT_STEPS = 100
 
@@ -99,11 +100,12 @@ def _scan(max_up: float, max_down: float) -> tuple[tuple[np.ndarray, np.ndarray]
 
 @dataclass(frozen=True, eq=False)
 class ScenarioGrid:
-    """Scenarios with their price moves and vol shifts as arrays, ready for :meth:`Revaluation.run`."""
+    """Scenarios with their price moves, vol shifts and weights as arrays, ready for revaluation."""
 
     scenarios: tuple[Scenario, ...]
     price_moves: np.ndarray
     vol_shifts: np.ndarray
+    weights: np.ndarray
 
     @staticmethod
     def of(scenarios: Sequence[Scenario]) -> ScenarioGrid:
@@ -111,7 +113,19 @@ class ScenarioGrid:
             tuple(scenarios),
             np.array([s.price_move for s in scenarios], dtype=float),
             np.array([s.vol_shift for s in scenarios], dtype=float),
+            np.array([s.weight for s in scenarios], dtype=float),
         )
+
+
+@dataclass(frozen=True)
+class RevaluationFigures:
+    """What the risk report takes from full revaluation (:meth:`Revaluation.figures`)."""
+
+    scenarios: tuple[ScenarioResult, ...]
+    worst: ScenarioResult | None  # the lowest weighted P&L, the first of equals
+    worst_contributions: dict[str, float]  # each position's weighted P&L in it (USD)
+    stressed_leverage: float | None
+    liquidation_move: float | None
 
 
 @lru_cache(maxsize=16)
@@ -183,11 +197,9 @@ class Revaluation:
             rate=rate,
         )
         size = np.array([p.size for p in options], dtype=float)
-        inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
-        base = self._pricer.prices(forward_factor=1.0, vol_factor=1.0)[0]
-        self._opt_coef = np.where(inverse, size * self.index / forward, size)
-        self._opt_base_inverse = np.where(inverse, base, 0.0)  # subtracted as p·f
-        self._opt_base_linear = None if inverse.all() else np.where(inverse, 0.0, base)  # subtracted as p
+        self._opt_inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
+        self._opt_coef = np.where(self._opt_inverse, size * self.index / forward, size)
+        self._opt_base: np.ndarray | None = None  # priced with the first revaluation, in the same pass
 
     def _factors(self, price_moves: ArrayLike, vol_shifts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         f = 1.0 + np.atleast_1d(np.asarray(price_moves, dtype=float))
@@ -199,7 +211,18 @@ class Revaluation:
     def _option_price_changes(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
         """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options); factors checked."""
         assert self._pricer is not None
-        change = self._pricer.prices_of_valid(f, v)
+        if self._opt_base is None:  # the base prices: a first row of the same pricing pass
+            v = None if v is None else np.concatenate([[1.0], v])
+            prices = self._pricer.prices_of_valid(np.concatenate([[1.0], f]), v)
+            base = prices[0]
+            self._opt_base = base.copy()
+            self._opt_base_inverse = np.where(self._opt_inverse, base, 0.0)  # subtracted as p·f
+            self._opt_base_linear = (
+                None if self._opt_inverse.all() else np.where(self._opt_inverse, 0.0, base)
+            )
+            change = prices[1:]
+        else:
+            change = self._pricer.prices_of_valid(f, v)
         change -= np.multiply.outer(f, self._opt_base_inverse)
         if self._opt_base_linear is not None:
             change -= self._opt_base_linear
@@ -253,8 +276,80 @@ class Revaluation:
         up, down = self.pnl_usd([move, -move], [0.0, 0.0])
         return max(-up, -down, 0.0) / (equity_usd * move)
 
+    def figures(
+        self,
+        grid: ScenarioGrid,
+        *,
+        stress_move: float | None,
+        equity_usd: float,
+        maintenance_margin_coin: float,
+    ) -> RevaluationFigures:
+        """The grid, its worst scenario with each position's share, the stressed leverage and the
+        liquidation move (default range), from one pricing pass over all their scenarios.
+
+        The same figures as :meth:`run`, :meth:`contributions`, :meth:`stressed_leverage` and
+        :meth:`liquidation_move`; only the work is shared.
+        """
+        stress = () if stress_move is None else (stress_move, -stress_move)
+        sides, scan = _scan(DEFAULT_MAX_UP, DEFAULT_MAX_DOWN)
+        searched = self._pricer is not None and self.equity_coin > maintenance_margin_coin
+        moves = np.concatenate([grid.price_moves, stress, scan if searched else ()])
+        shifts = np.concatenate([grid.vol_shifts, np.zeros(moves.size - grid.vol_shifts.size)])
+        f, v = self._factors(moves, shifts)
+        options = None if self._pricer is None else self._option_price_changes(f, v)
+        positions_pnl = (f - 1.0) * self._fut_coef_sum
+        if options is not None:
+            positions_pnl += options @ self._opt_coef
+        collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
+        pnl = collateral + positions_pnl
+        size, n_stress = len(grid.scenarios), len(stress)
+        results = tuple(map(ScenarioResult, grid.scenarios, pnl[:size].tolist()))
+        worst = int(np.argmin(pnl[:size] * grid.weights)) if size else None
+        contributions: dict[str, float] = {}
+        if worst is not None:
+            weight = grid.scenarios[worst].weight
+            if options is not None:
+                contributions.update(
+                    zip(self.option_names, (options[worst] * self._opt_coef * weight).tolist(), strict=False)
+                )
+            futures = (f[worst] - 1.0) * self._fut_coef * weight
+            contributions.update(zip(self.other_names, futures.tolist(), strict=False))
+        stressed = None
+        if stress_move is not None:
+            up, down = pnl[size : size + n_stress].tolist()
+            stressed = max(-up, -down, 0.0) / (equity_usd * stress_move)
+        if searched:
+            equity = self.equity_coin + positions_pnl[size + n_stress :] / (self.index * f[size + n_stress :])
+            liquidation = self._first_crossing(
+                maintenance_margin_coin, sides=sides, scanned=equity - maintenance_margin_coin
+            )
+        else:
+            liquidation = self.liquidation_move(maintenance_margin_coin)
+        return RevaluationFigures(
+            results, None if worst is None else results[worst], contributions, stressed, liquidation
+        )
+
+    def _shares(self, f: float, options: np.ndarray | None, row: int, scenario: Scenario) -> dict[str, float]:
+        """Each position's weighted P&L in one scenario, from its row of the option price changes."""
+        shares: dict[str, float] = {}
+        if options is not None:
+            shares.update(
+                zip(
+                    self.option_names,
+                    (options[row] * self._opt_coef * scenario.weight).tolist(),
+                    strict=False,
+                )
+            )
+        futures = (f - 1.0) * self._fut_coef * scenario.weight
+        shares.update(zip(self.other_names, futures.tolist(), strict=False))
+        return shares
+
     def liquidation_move(
-        self, maintenance_margin_coin: float, *, max_up: float = 9.0, max_down: float = -0.99
+        self,
+        maintenance_margin_coin: float,
+        *,
+        max_up: float = DEFAULT_MAX_UP,
+        max_down: float = DEFAULT_MAX_DOWN,
     ) -> float | None:
         """The smallest price move that brings equity (coin) down to the maintenance margin.
 
@@ -273,6 +368,13 @@ class Revaluation:
     def _searched_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
     ) -> float | None:
+        sides, points = _scan(max_up, max_down)
+        scanned = self._equity_coin(1.0 + points) - maintenance_margin_coin
+        return self._first_crossing(maintenance_margin_coin, sides=sides, scanned=scanned)
+
+    def _first_crossing(
+        self, maintenance_margin_coin: float, *, sides: tuple[np.ndarray, np.ndarray], scanned: np.ndarray
+    ) -> float | None:
         """A 41-point scan of both sides for the first crossing, then the Illinois method in the bracket.
 
         The scan (0 and 20 geometric steps each way) finds the first scanned move that breaches on
@@ -281,8 +383,6 @@ class Revaluation:
         one revaluation per step, when they overlap).  The secant runs in ``x = m / (1 + m)``, in
         which the futures' part of equity is exactly linear: a hedged option book needs a step or two.
         """
-        sides, points = _scan(max_up, max_down)
-        scanned = self._equity_coin(1.0 + points) - maintenance_margin_coin
         if scanned[0] <= 0:
             return 0.0
         brackets = []
