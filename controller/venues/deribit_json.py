@@ -160,6 +160,7 @@ _POSITION_FIELDS = (
     "floating_profit_loss",
     "realized_profit_loss",
 )
+_OPTION_FIELDS = ("underlying_price", "mark_iv", *_POSITION_FIELDS)
 _POSITION_DEFAULTS = {"average_price": 0.0, "floating_profit_loss": 0.0, "realized_profit_loss": 0.0}
 _GREEKS = ("delta", "gamma", "vega", "theta")
 
@@ -172,17 +173,18 @@ def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> P
         instrument = parse_deribit_name(name)
     except InstrumentNameError as exc:
         raise MalformedReplyError(f"exchange reply: position in an unsupported instrument {name!r}") from exc
-    underlying = mark_iv = None
-    if isinstance(instrument, Option):
-        source = summary if summary is not None else info
-        underlying, mark_iv = numbers(
-            [source.get("underlying_price"), source.get("mark_iv")], name, ("underlying_price", "mark_iv")
-        )
-        mark_iv /= 100.0
     raw = [info.get(f, _POSITION_DEFAULTS.get(f)) for f in _POSITION_FIELDS]
-    size, average, mark, index, upl, rpl = numbers(raw, name, _POSITION_FIELDS)
-    present = [g for g in _GREEKS if info.get(g) is not None]
-    greeks = dict(zip(present, numbers([info[g] for g in present], name, present), strict=True))
+    fields: tuple[str, ...] = _POSITION_FIELDS
+    is_option = isinstance(instrument, Option)
+    if is_option:
+        source = summary if summary is not None else info
+        raw[:0] = (source.get("underlying_price"), source.get("mark_iv"))
+        fields = _OPTION_FIELDS
+    present = tuple(g for g in _GREEKS if info.get(g) is not None)
+    values = numbers(raw + [info[g] for g in present], name, fields + present)  # all checked at once
+    underlying, mark_iv = (values[0], values[1] / 100.0) if is_option else (None, None)
+    size, average, mark, index, upl, rpl = values[2:8] if is_option else values[:6]
+    greeks = dict(zip(present, values[len(fields) :], strict=True))
     return PositionSnapshot(
         name=name,
         instrument=instrument,
