@@ -390,29 +390,24 @@ def _check_option(p: PricedPosition) -> None:
 def _linear_risk(
     positions: list[PricedPosition], spots: Mapping[str, float], out: dict[str, FloatArray], at: list[int]
 ) -> None:
-    """Perpetuals and futures: delta one, no convexity modelled at this level."""
-    size, mark = _numbers(positions, ("size", "mark_price"))
-    inverse = np.array([p.instrument.settlement == "inverse" for p in positions])
-    mark_ok = (mark > 0) & (mark < np.inf)
-    if not (np.isfinite(size).all() and mark_ok[inverse].all()):
-        for p, is_inverse in zip(positions, inverse, strict=True):
-            _check_linear(p, bool(is_inverse))
-    spot = np.array([spots[p.instrument.underlying] for p in positions])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = np.where(inverse, size / mark, size)
-    out["size"][at] = size
+    """Perpetuals and futures: delta one, no convexity modelled at this level (plain arithmetic:
+    no kernel to vectorise, and a book holds few of them)."""
+    rows = []
+    for p in positions:
+        name = p.instrument.name
+        size = _finite(p.size, f"position {name}: size")
+        if p.instrument.settlement == "inverse":
+            mark = _finite(p.mark_price, f"position {name}: mark_price")
+            if mark <= 0:
+                raise BookError(f"position {name}: mark_price must be positive, got {mark}")
+            rows.append((size, size / mark, abs(size)))
+        else:
+            rows.append((size, size, abs(size) * spots[p.instrument.underlying]))
+    size_column, delta, notional = np.array(rows, dtype=float).T
+    out["size"][at] = size_column
     out["delta"][at] = delta
     out["black_delta"][at] = delta
-    out["notional_usd"][at] = np.where(inverse, np.abs(size), np.abs(size) * spot)
-
-
-def _check_linear(p: PricedPosition, inverse: bool) -> None:
-    name = p.instrument.name
-    _finite(p.size, f"position {name}: size")
-    if inverse:
-        mark = _finite(p.mark_price, f"position {name}: mark_price")
-        if mark <= 0:
-            raise BookError(f"position {name}: mark_price must be positive, got {mark}")
+    out["notional_usd"][at] = notional
 
 
 def _index(index_prices: Mapping[str, float], coin: str) -> float:
