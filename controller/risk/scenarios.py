@@ -402,11 +402,11 @@ class Revaluation:
             live = [b for b in brackets if abs(_move(b.breach) - _move(b.safe)) > ROOT_TOLERANCE]
             if not live:
                 break
-            trials = [b.secant() for b in live]
+            trials = [x for b in live for x in b.trials()]
             f = 1.0 / (1.0 - np.array(trials))  # 1 + m with m = x / (1 − x)
-            values = self._equity_coin(f) - maintenance_margin_coin
-            for bracket, trial, value in zip(live, trials, values.tolist(), strict=True):
-                bracket.narrow(trial, value)
+            values = (self._equity_coin(f) - maintenance_margin_coin).tolist()
+            for i, bracket in enumerate(live):
+                bracket.narrow(trials[3 * i : 3 * i + 3], values[3 * i : 3 * i + 3])
         return min((_move(b.root()) for b in brackets), key=abs)
 
     def _linear_liquidation_move(
@@ -448,25 +448,48 @@ class _Bracket:
     def __init__(self, safe: float, breach: float, g_safe: float, g_breach: float) -> None:
         self.safe, self.breach, self.g_safe, self.g_breach = safe, breach, g_safe, g_breach
         self.w_safe = self.w_breach = 1.0
-        self.last = 0  # +1: the last step moved the safe end, −1: the breached end
+        self.last = 0  # +1: the last step moved only the safe end, −1: only the breached end
 
-    def secant(self) -> float:
+    def trials(self) -> tuple[float, float, float]:
+        """The secant point (kept a tolerance inside the bracket) and a probe a little way either
+        side of it, priced in one pass: when the secant lands within tolerance of the root, one
+        of the probes falls across it and the bracket closes at once."""
         a, b = self.g_safe * self.w_safe, self.g_breach * self.w_breach
         trial = self.safe - a * (self.breach - self.safe) / (b - a)
-        inside = (trial - self.safe) * (trial - self.breach) < 0
-        return trial if inside else 0.5 * (self.safe + self.breach)
+        low, high = min(self.safe, self.breach), max(self.safe, self.breach)
+        if not low < trial < high:
+            trial = 0.5 * (low + high)
+        step = 0.4 * ROOT_TOLERANCE * (1.0 - trial) ** 2  # in x: about 0.4 tolerance of a move
+        trial = min(max(trial, low + step), high - step)
+        return trial - step, trial, trial + step
 
-    def narrow(self, trial: float, g: float) -> None:
-        if g > 0:
-            self.safe, self.g_safe, self.w_safe = trial, g, 1.0
-            self.w_breach *= 0.5 if self.last > 0 else 1.0
+    def narrow(self, points: list[float], values: list[float]) -> None:
+        """Keep the first crossing: walk the points inside from the safe end to the first breach."""
+        toward = 1.0 if self.breach > self.safe else -1.0
+        inside = sorted(
+            ((x, g) for x, g in zip(points, values, strict=True) if (x - self.safe) * (x - self.breach) < 0),
+            key=lambda point: toward * point[0],
+        )
+        safe, g_safe, breach, g_breach = self.safe, self.g_safe, self.breach, self.g_breach
+        for x, g in inside:
+            if g > 0:
+                safe, g_safe = x, g
+            else:
+                breach, g_breach = x, g
+                break
+        moved_safe, moved_breach = safe != self.safe, breach != self.breach
+        if moved_safe and not moved_breach:
+            self.w_safe, self.w_breach = 1.0, self.w_breach * (0.5 if self.last > 0 else 1.0)
             self.last = 1
-        else:
-            self.breach, self.g_breach, self.w_breach = trial, g, 1.0
-            self.w_safe *= 0.5 if self.last < 0 else 1.0
+        elif moved_breach and not moved_safe:
+            self.w_safe, self.w_breach = self.w_safe * (0.5 if self.last < 0 else 1.0), 1.0
             self.last = -1
-            if g == 0.0:  # an exact root closes the bracket
-                self.safe = trial
+        else:
+            self.w_safe = self.w_breach = 1.0
+            self.last = 0
+        self.safe, self.g_safe, self.breach, self.g_breach = safe, g_safe, breach, g_breach
+        if g_breach == 0.0:  # an exact root closes the bracket
+            self.safe = breach
 
     def root(self) -> float:
         """Linear interpolation on the true end values: an error of order the bracket's square."""
