@@ -168,11 +168,13 @@ class PositionColumns:
         numbers = (float(getattr(self, f)[i]) for f in _NUMBER_FIELDS)
         return PositionRisk(self.name[i], self.underlying[i], self.kind[i], self.expiry[i], *numbers)
 
-    def totals(self, where: np.ndarray | list[int] | None = None) -> RiskTotals:
+    @cached_property
+    def _totalled(self) -> FloatArray:
+        return self.table[_TOTAL_ROWS]
+
+    def totals(self, where: list[int] | None = None) -> RiskTotals:
         """Exactly rounded sums (``math.fsum``) of the totalled fields, over ``where`` or all."""
-        rows = (
-            self.table[_TOTAL_ROWS] if where is None else self.table[np.ix_(_TOTAL_ROWS, np.asarray(where))]
-        )
+        rows = self._totalled if where is None else np.take(self._totalled, where, axis=1)
         return RiskTotals(*map(math.fsum, rows.tolist()))
 
 
@@ -300,35 +302,34 @@ def _price_positions(
         bad = next(p for p in positions if not isinstance(p.instrument, Option | Perpetual | Future))
         raise BookError(f"position {bad!r}: unsupported instrument type")
     spots = {coin: _index(index_prices, coin) for coin in {x.underlying for x in instruments}}
-    table = np.zeros((len(_NUMBER_FIELDS), n))
-    out = dict(zip(_NUMBER_FIELDS, table, strict=True))
+    blocks = []  # (rows of the nine numbers, where those positions sit in the book)
     if option_at:
-        _price_options([positions[i] for i in option_at], as_of, spots, rate, out, option_at)
+        blocks.append((_price_options([positions[i] for i in option_at], as_of, spots, rate), option_at))
     if linear_at:
-        _linear_risk([positions[i] for i in linear_at], spots, out, linear_at)
+        blocks.append((_linear_risk([positions[i] for i in linear_at], spots), linear_at))
+    if len(blocks) == 1:  # one kind of position: the block is the table
+        table = blocks[0][0]
+    else:
+        table = np.zeros((len(_NUMBER_FIELDS), n))
+        for block, at in blocks:
+            table[:, at] = block
     return PositionColumns(
         name=tuple(x.name for x in instruments),
         underlying=tuple(x.underlying for x in instruments),
         kind=tuple(x.kind for x in instruments),
         expiry=tuple(x.expiry for x in instruments),
-        **out,
+        **dict(zip(_NUMBER_FIELDS, table, strict=True)),
         table=table,
     )
 
 
 def _price_options(
-    options: list[PricedPosition],
-    as_of: datetime,
-    spots: Mapping[str, float],
-    rate: float,
-    out: dict[str, FloatArray],
-    at: list[int],
-) -> None:
+    options: list[PricedPosition], as_of: datetime, spots: Mapping[str, float], rate: float
+) -> FloatArray:
+    """The nine numbers of option positions, as rows: one vectorised kernel call."""
     instruments: list[Option] = [p.instrument for p in options]  # type: ignore[misc]
     size, forward, vol = _numbers(options, ("size", "underlying_price", "mark_iv"))
-    if not (
-        np.isfinite(size).all() and (forward > 0).all() and (forward < np.inf).all() and (vol >= 0).all()
-    ):
+    if not (np.isfinite(size + forward + vol).all() and forward.min() > 0 and vol.min() >= 0):
         for p in options:  # name the first offender, with the message a scalar check gives
             _check_option(p)
     years: dict[datetime, float] = {}  # a book has few expiries
@@ -349,15 +350,19 @@ def _price_options(
     black_delta = size * g.delta
     premium_in_coin = g.price / forward
     gamma = size * g.gamma
-    out["size"][at] = size
-    out["delta"][at] = np.where(inverse, black_delta - size * premium_in_coin, black_delta)
-    out["black_delta"][at] = black_delta
-    out["gamma"][at] = gamma
-    out["dollar_gamma_usd"][at] = gamma * forward * spot / 100.0
-    out["vega_usd"][at] = size * g.vega
-    out["theta_usd"][at] = size * g.theta
-    out["value_usd"][at] = size * g.price
-    out["notional_usd"][at] = np.abs(size) * spot
+    return np.array(
+        [
+            size,
+            np.where(inverse, black_delta - size * premium_in_coin, black_delta),
+            black_delta,
+            gamma,
+            gamma * forward * spot / 100.0,
+            size * g.vega,
+            size * g.theta,
+            size * g.price,
+            np.abs(size) * spot,
+        ]
+    )
 
 
 def _numbers(positions: list[PricedPosition], fields: tuple[str, ...]) -> list[FloatArray]:
@@ -387,11 +392,9 @@ def _check_option(p: PricedPosition) -> None:
         raise BookError(f"position {name}: mark_iv must be a non-negative decimal volatility")
 
 
-def _linear_risk(
-    positions: list[PricedPosition], spots: Mapping[str, float], out: dict[str, FloatArray], at: list[int]
-) -> None:
-    """Perpetuals and futures: delta one, no convexity modelled at this level (plain arithmetic:
-    no kernel to vectorise, and a book holds few of them)."""
+def _linear_risk(positions: list[PricedPosition], spots: Mapping[str, float]) -> FloatArray:
+    """The nine numbers of perpetuals and futures, as rows: delta one, no convexity modelled at this
+    level (plain arithmetic: no kernel to vectorise, and a book holds few of them)."""
     rows = []
     for p in positions:
         name = p.instrument.name
@@ -400,14 +403,11 @@ def _linear_risk(
             mark = _finite(p.mark_price, f"position {name}: mark_price")
             if mark <= 0:
                 raise BookError(f"position {name}: mark_price must be positive, got {mark}")
-            rows.append((size, size / mark, abs(size)))
+            delta, notional = size / mark, abs(size)
         else:
-            rows.append((size, size, abs(size) * spots[p.instrument.underlying]))
-    size_column, delta, notional = np.array(rows, dtype=float).T
-    out["size"][at] = size_column
-    out["delta"][at] = delta
-    out["black_delta"][at] = delta
-    out["notional_usd"][at] = notional
+            delta, notional = size, abs(size) * spots[p.instrument.underlying]
+        rows.append((size, delta, delta, 0.0, 0.0, 0.0, 0.0, 0.0, notional))
+    return np.array(rows, dtype=float).T.copy()
 
 
 def _index(index_prices: Mapping[str, float], coin: str) -> float:
