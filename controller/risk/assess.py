@@ -22,7 +22,7 @@ implied vol interpolated in total variance), ``index`` (the venue's volatility i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -104,7 +104,7 @@ class RiskReport:
     stress_move: float | None
     gross_leverage: float
     margin_ratio: float
-    scenarios: tuple[ScenarioResult, ...]
+    scenarios: Sequence[ScenarioResult]
     worst_scenario: ScenarioResult | None
     liquidation_move: float | None
     greeks_divergence: tuple[GreeksCheck, ...]

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -117,11 +117,32 @@ class ScenarioGrid:
         )
 
 
+class ScenarioResults(Sequence[ScenarioResult]):
+    """A grid's results, made on demand from its P&L array (dozens per cycle, rarely all read)."""
+
+    __slots__ = ("_pnl", "_scenarios")
+
+    def __init__(self, scenarios: tuple[Scenario, ...], pnl_usd: list[float]) -> None:
+        self._scenarios, self._pnl = scenarios, pnl_usd
+
+    def __len__(self) -> int:
+        return len(self._scenarios)
+
+    @overload
+    def __getitem__(self, i: int) -> ScenarioResult: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[ScenarioResult, ...]: ...
+    def __getitem__(self, i: int | slice) -> ScenarioResult | tuple[ScenarioResult, ...]:
+        if isinstance(i, slice):
+            return tuple(map(ScenarioResult, self._scenarios[i], self._pnl[i]))
+        return ScenarioResult(self._scenarios[i], self._pnl[i])
+
+
 @dataclass(frozen=True)
 class RevaluationFigures:
     """What the risk report takes from full revaluation (:meth:`Revaluation.figures`)."""
 
-    scenarios: tuple[ScenarioResult, ...]
+    scenarios: Sequence[ScenarioResult]
     worst: ScenarioResult | None  # the lowest weighted P&L, the first of equals
     worst_contributions: dict[str, float]  # each position's weighted P&L in it (USD)
     stressed_leverage: float | None
@@ -303,7 +324,7 @@ class Revaluation:
         collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
         pnl = collateral + positions_pnl
         size, n_stress = len(grid.scenarios), len(stress)
-        results = tuple(map(ScenarioResult, grid.scenarios, pnl[:size].tolist()))
+        results = ScenarioResults(grid.scenarios, pnl[:size].tolist())
         worst = int(np.argmin(pnl[:size] * grid.weights)) if size else None
         contributions: dict[str, float] = {}
         if worst is not None:
