@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -60,6 +61,7 @@ class SimExchange:
         self._marks_generation = 0  # counts market states: a new one clears the marks
         self._views: tuple[tuple[int, int], list[PositionView]] | None = None
         self._market: tuple[int, MarketState] | None = None
+        self._account: tuple[tuple[int, int], AccountView] | None = None
         perpetual = list_perpetual(self.config.listing, self.config.fees, self._now)
         self.listed[perpetual.name] = perpetual
         self._list_new_expiries()
@@ -215,6 +217,16 @@ class SimExchange:
         return list(views)
 
     def account(self) -> AccountView:
+        """The account's figures; the positions' part is cached with the views, resting orders added."""
+        key = (self.wallet.revision, self._marks_generation)
+        if self._account is None or self._account[0] != key:
+            self._account = (key, self._positions_account())
+        account = self._account[1]
+        if not self.book.has_open():
+            return account
+        return replace(account, initial_margin=account.initial_margin + self._open_orders_margin())
+
+    def _positions_account(self) -> AccountView:
         views = self.position_views()
         upl = sum(v.book.unrealised(v.quote.mark_price) for v in views)
         options_value = sum(v.book.value(v.quote.mark_price) for v in views if v.listed.kind == "option")
@@ -223,7 +235,7 @@ class SimExchange:
         return AccountView(
             balance=self.balance,
             equity=self.balance + futures_upl + options_value,
-            initial_margin=sum(v.initial_margin for v in views) + self._open_orders_margin(),
+            initial_margin=sum(v.initial_margin for v in views),
             maintenance_margin=sum(v.maintenance_margin for v in views),
             unrealised_pnl=upl,
             realised_pnl=sum(b.realised_pnl for b in self.positions.values()),

@@ -111,6 +111,9 @@ class OrderBook:
         """Open orders in the order they were placed (optionally of one instrument)."""
         return [o for o in self._iter_open() if name is None or o.name == name]
 
+    def has_open(self) -> bool:
+        return any(o.state == "open" for o in self._open.values())
+
     def _iter_open(self) -> Iterator[SimOrder]:
         closed = [k for k, o in self._open.items() if o.state != "open"]
         for order_id in closed:
