@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_product import start_bench_run
 
 import pricing
 
@@ -158,15 +159,7 @@ def _measure(size: int, journal: Any, best_of: BestOf, repeats: int) -> dict[str
     from controller.venues.sim import SimVenue
 
     config = load_config(None)
-    run_id = journal.start_run(
-        started_at=config.sim_settings().start,
-        mode="bench",
-        venue="sim",
-        config_source="bench",
-        config_json="{}",
-        config_sha256="-",
-        version="bench",
-    )
+    run_id = start_bench_run(journal, config.sim_settings().start)
     replies, now, engine = realistic_replies(size)
     _set_liquidation_point(replies, now)
     spec = SimVenue(engine).load_instruments()["BTC-PERPETUAL"]

@@ -203,6 +203,21 @@ def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
     }
 
 
+def start_bench_run(journal: Any, started_at: Any) -> int:
+    """A run in a benchmark's decision log."""
+    return int(
+        journal.start_run(
+            started_at=started_at,
+            mode="bench",
+            venue="sim",
+            config_source="bench",
+            config_json="{}",
+            config_sha256="-",
+            version="bench",
+        )
+    )
+
+
 def write_synthetic_log(path: Path, cycles: int, seed: int = 5) -> None:
     """A decision log of ``cycles`` hourly cycles (every column filled), an order every 50 cycles, events."""
     from controller.journal import Journal
@@ -210,15 +225,7 @@ def write_synthetic_log(path: Path, cycles: int, seed: int = 5) -> None:
 
     rng = np.random.default_rng(seed)
     journal = Journal(path)
-    run = journal.start_run(
-        started_at=DEFAULT_START,
-        mode="bench",
-        venue="sim",
-        config_source="bench",
-        config_json="{}",
-        config_sha256="-",
-        version="bench",
-    )
+    run = start_bench_run(journal, DEFAULT_START)
     lev = 1.0 + np.cumsum(rng.normal(0, 0.01, cycles))
     equity = 1e6 * np.exp(np.cumsum(rng.normal(0, 0.005, cycles)))
     columns = (

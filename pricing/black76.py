@@ -117,15 +117,9 @@ def greeks(
 
     All array arguments broadcast together; the result fields have the broadcast shape.
     """
-    raw = {
-        "forward": as_float("forward", forward),
-        "strike": as_float("strike", strike),
-        "t_years": as_float("t_years", t_years),
-        "vol": as_float("vol", vol),
-        "rate": as_float("rate", rate),
-    }
-    call = as_is_call(is_call)
-    shape = np.broadcast_shapes(*(a.shape for a in raw.values()), call.shape)
+    raw, call, shape = black_inputs(
+        forward=forward, strike=strike, t_years=t_years, vol=vol, is_call=is_call, rate=rate
+    )
     # validity is checked on each input at its own size: a broadcast scalar costs nothing
     bad = _invalid_mask(raw, shape, invalid)
     f, k, t, v = (_full(raw[n], shape) for n in ("forward", "strike", "t_years", "vol"))
@@ -144,6 +138,27 @@ def greeks(
         for field in fields:
             field[bad] = np.nan
     return Greeks(*(a.reshape(shape) for a in fields))
+
+
+def black_inputs(
+    *,
+    forward: ArrayLike,
+    strike: ArrayLike,
+    t_years: ArrayLike,
+    vol: ArrayLike,
+    is_call: ArrayLike,
+    rate: ArrayLike,
+) -> tuple[dict[str, FloatArray], np.ndarray, tuple[int, ...]]:
+    """The numeric inputs as float arrays by name, ``is_call`` as booleans, and their broadcast shape."""
+    raw = {
+        "forward": as_float("forward", forward),
+        "strike": as_float("strike", strike),
+        "t_years": as_float("t_years", t_years),
+        "vol": as_float("vol", vol),
+        "rate": as_float("rate", rate),
+    }
+    call = as_is_call(is_call)
+    return raw, call, np.broadcast_shapes(*(a.shape for a in raw.values()), call.shape)
 
 
 def _full(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

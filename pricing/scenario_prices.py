@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
-from pricing._inputs import FloatArray, InvalidInputError, as_float, as_is_call
-from pricing.black76 import _invalid_mask
+from pricing._inputs import FloatArray, InvalidInputError
+from pricing.black76 import _invalid_mask, black_inputs
 
 
 class ScenarioPricer:
@@ -49,15 +49,9 @@ class ScenarioPricer:
         is_call: ArrayLike,
         rate: ArrayLike = 0.0,
     ) -> None:
-        raw = {
-            "forward": as_float("forward", forward),
-            "strike": as_float("strike", strike),
-            "t_years": as_float("t_years", t_years),
-            "vol": as_float("vol", vol),
-            "rate": as_float("rate", rate),
-        }
-        call = as_is_call(is_call)
-        shape = np.broadcast_shapes(*(a.shape for a in raw.values()), call.shape)
+        raw, call, shape = black_inputs(
+            forward=forward, strike=strike, t_years=t_years, vol=vol, is_call=is_call, rate=rate
+        )
         if len(shape) > 1:
             raise InvalidInputError(f"ScenarioPricer takes 1-D inputs, got shape {shape}")
         _invalid_mask(raw, shape, "raise")

@@ -187,6 +187,14 @@ MIXED = [
 ]
 
 
+def mixed_book(sizes, perp):
+    """Long and short options over three expiries and strikes, and a perpetual."""
+    return [
+        option_position(name, size, forward=INDEX * (1 + 0.002 * i), vol=0.5 + 0.05 * i, index=INDEX)
+        for i, (name, size) in enumerate(zip(MIXED, sizes, strict=True))
+    ] + [perp_position(perp, INDEX, INDEX)]
+
+
 def brentq_first_crossing(reval, mm):
     """The reference: a dense scan of each side for the first breach, then scipy's brentq in that step."""
     from scipy.optimize import brentq
@@ -212,11 +220,7 @@ def brentq_first_crossing(reval, mm):
     mm_share=st.floats(0.02, 0.95),
 )
 def test_the_liquidation_move_of_a_mixed_book_matches_a_dense_scan_and_brent(sizes, perp, equity, mm_share):
-    # long and short options over three expiries and strikes, and a perpetual
-    positions = [
-        option_position(name, size, forward=INDEX * (1 + 0.002 * i), vol=0.5 + 0.05 * i, index=INDEX)
-        for i, (name, size) in enumerate(zip(MIXED, sizes, strict=True))
-    ] + [perp_position(perp, INDEX, INDEX)]
+    positions = mixed_book(sizes, perp)
     reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
     mm = mm_share * equity
     if reval.equity_coin_at(np.array([0.0]))[0] <= mm:
@@ -248,10 +252,7 @@ def test_the_liquidation_move_of_a_mixed_book_matches_a_dense_scan_and_brent(siz
     stress=st.one_of(st.none(), st.floats(0.01, 0.3)),
 )
 def test_one_pass_gives_what_the_separate_revaluations_give(sizes, perp, equity, mm_share, stress):
-    positions = [
-        option_position(name, size, forward=INDEX * (1 + 0.002 * i), vol=0.5 + 0.05 * i, index=INDEX)
-        for i, (name, size) in enumerate(zip(MIXED, sizes, strict=True))
-    ] + [perp_position(perp, INDEX, INDEX)]
+    positions = mixed_book(sizes, perp)
     grid = risk_grid(pm_vol_shift=0.25, span_price_range=0.25, span_vol_range=0.25, span_extreme_cover=0.35)
     mm = mm_share * equity
 
