@@ -1,19 +1,23 @@
-"""levctl benchmarks: our vectorised kernels against baselines measured in the same run.
+"""levctl benchmarks: our code against baselines measured in the same run.
 
     python benchmarks/bench.py            # a readable report
     python benchmarks/bench.py --json     # one JSON object of named figures
     python benchmarks/bench.py --quick    # smaller sizes, for a smoke run
 
-Figures (goals from issue 2, on the 2-core reference machine):
+Figures, each beside a baseline from the same run on the same machine:
 
-* greeks throughput at N = 1,000,000 (goal >= 10 M options/s) and against the numpy floor
-  (exp + log + ndtr over the same N doubles: the least any Black-76 kernel must do);
-* greeks at N = 10,000 against a per-option vollib loop (price, delta, gamma, vega, theta)
-  (goal >= 150x);
-* implied vol at N = 10,000 (goal >= 500,000 options/s) against vollib's implied_volatility
-  (Let's Be Rational) loop (goal >= 25x), with the max error on well-posed inputs beside it.
+* the kernels (issue 2): greeks at N = 1,000,000 against the numpy floor (exp + log + ndtr over the
+  same N doubles) and at N = 10,000 against a per-option vollib loop; implied vol at N = 10,000
+  against vollib's Let's Be Rational loop, with the max error on well-posed inputs;
+* the venue (issue 3): REST calls and latency of a snapshot through real ccxt over HTTP;
+* the product's own path (issue 14, :mod:`bench_cycle` and :mod:`bench_product`): the cycle on a
+  realistic book (``cycle_ms_100``, ``cycle_ms_1000``, ``cycle_ms_10000``, phase by phase, against
+  its arithmetic floor); an hour of the simulator with 100,000 orders in its history against one;
+  replays of the real history (``replay_cycles_per_s_perpetual``, ``replay_cycles_per_s_straddle``)
+  against the live loop's one commit per cycle; ``levctl log`` and ``levctl report`` as a user runs
+  them (wall time and peak memory of a fresh process) against a bare interpreter start.
 
-Timings are the best of several repeats (our kernels) or one full pass (the Python loops, which
+Timings are the best of several repeats (our code) or one full pass (the Python loops, which
 take long enough to be stable).  Speed is measured here, never asserted in unit tests.
 """
 
