@@ -1,19 +1,23 @@
-"""levctl benchmarks: our vectorised kernels against baselines measured in the same run.
+"""levctl benchmarks: our code against baselines measured in the same run.
 
     python benchmarks/bench.py            # a readable report
     python benchmarks/bench.py --json     # one JSON object of named figures
     python benchmarks/bench.py --quick    # smaller sizes, for a smoke run
 
-Figures (goals from issue 2, on the 2-core reference machine):
+Figures, each beside a baseline from the same run on the same machine:
 
-* greeks throughput at N = 1,000,000 (goal >= 10 M options/s) and against the numpy floor
-  (exp + log + ndtr over the same N doubles: the least any Black-76 kernel must do);
-* greeks at N = 10,000 against a per-option vollib loop (price, delta, gamma, vega, theta)
-  (goal >= 150x);
-* implied vol at N = 10,000 (goal >= 500,000 options/s) against vollib's implied_volatility
-  (Let's Be Rational) loop (goal >= 25x), with the max error on well-posed inputs beside it.
+* the kernels (issue 2): greeks at N = 1,000,000 against the numpy floor (exp + log + ndtr over the
+  same N doubles) and at N = 10,000 against a per-option vollib loop; implied vol at N = 10,000
+  against vollib's Let's Be Rational loop, with the max error on well-posed inputs;
+* the venue (issue 3): REST calls and latency of a snapshot through real ccxt over HTTP;
+* the product's own path (issue 14, :mod:`bench_cycle` and :mod:`bench_product`): the cycle on a
+  realistic book (``cycle_ms_100``, ``cycle_ms_1000``, ``cycle_ms_10000``, phase by phase, against
+  its arithmetic floor); an hour of the simulator with 100,000 orders in its history against one;
+  replays of the real history (``replay_cycles_per_s_perpetual``, ``replay_cycles_per_s_straddle``)
+  against the live loop's one commit per cycle; ``levctl log`` and ``levctl report`` as a user runs
+  them (wall time and peak memory of a fresh process) against a bare interpreter start.
 
-Timings are the best of several repeats (our kernels) or one full pass (the Python loops, which
+Timings are the best of several repeats (our code) or one full pass (the Python loops, which
 take long enough to be stable).  Speed is measured here, never asserted in unit tests.
 """
 
@@ -27,7 +31,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +43,17 @@ from vollib.black.implied_volatility import implied_volatility as vollib_iv
 
 import pricing
 from pricing.black76 import set_threads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
+from bench_cycle import SIZES, bench_cycle, cycle_lines
+from bench_product import (
+    bench_replay,
+    bench_rest_calls_per_cycle,
+    bench_review,
+    bench_sim_advance,
+    bench_venue,
+    product_lines,
+)
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -152,273 +167,6 @@ def bench_implied_vol(n: int, repeats: int) -> dict[str, float]:
     }
 
 
-def bench_venue(repeats: int) -> dict[str, float]:
-    """REST calls and latency of one snapshot through real ccxt over HTTP, for 1 and 200 positions."""
-    import json as _json
-    import urllib.request
-
-    from controller.sim import SimConfig, SimExchange
-    from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
-    from controller.venues.ccxt_deribit import CcxtVenue, CcxtVenueSettings
-    from controller.venues.sim import SimVenue
-
-    engine = SimExchange(SimConfig(initial_balance=1000.0))
-    figures: dict[str, float] = {}
-    with SimServer(engine) as server:
-        venue = CcxtVenue(
-            CcxtVenueSettings(rest_url=server.url),
-            api_key=DEFAULT_API_KEY,
-            api_secret=DEFAULT_API_SECRET,
-            clock=lambda: engine.now,
-        )
-        venue.load_instruments()
-        local = SimVenue(engine)
-
-        def calls_per_snapshot() -> int:
-            urllib.request.urlopen(urllib.request.Request(server.url + "/_sim/requests/clear", data=b"{}"))
-            venue.snapshot()
-            with urllib.request.urlopen(server.url + "/_sim/requests") as reply:
-                return len(_json.load(reply)["requests"])
-
-        engine.place_order(name="BTC-PERPETUAL", direction="buy", amount=10_000, label="bench")
-        for size in (1, 200):
-            if size == 200:
-                for i, x in enumerate(sorted(engine.instruments(kind="option"), key=lambda x: x.name)[:199]):
-                    engine.place_order(name=x.name, direction="buy", amount=0.1, label=f"bench-{i}")
-            figures[f"rest_calls_per_snapshot_{size}_positions"] = calls_per_snapshot()
-            figures[f"snapshot_ms_http_{size}_positions"] = best_of(venue.snapshot, repeats) * 1e3
-            figures[f"snapshot_ms_in_process_{size}_positions"] = best_of(local.snapshot, repeats) * 1e3
-    return figures
-
-
-def bench_cycle_compute(repeats: int) -> dict[str, float]:
-    """One cycle without venue I/O: risk (book greeks, σ̂ from the chain, 47 full-revaluation
-    scenarios, liquidation search) + policy + the journal write (one SQLite transaction)."""
-    import tempfile
-    from datetime import timedelta
-    from pathlib import Path
-
-    from controller.config import load_config
-    from controller.execution import DryRunExecutor
-    from controller.journal import Journal
-    from controller.records import cycle_record
-    from controller.risk.assess import assess
-    from controller.risk.policy import PolicyState, decide
-    from controller.risk.volatility import VolState
-    from controller.sim import SimConfig, SimExchange
-    from controller.venues.sim import SimVenue
-
-    config = load_config(None)
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        journal = Journal(Path(tmp) / "bench.db")
-        run_id = journal.start_run(
-            started_at=SimConfig().start,
-            mode="bench",
-            venue="sim",
-            config_source="bench",
-            config_json="{}",
-            config_sha256="-",
-            version="bench",
-        )
-        for size in (10, 100, 1000):
-            engine = SimExchange(SimConfig(initial_balance=10_000.0))
-            venue = SimVenue(engine)
-            specs = venue.load_instruments()
-            options = sorted(x.name for x in engine.instruments(kind="option"))
-            engine.place_order(name="BTC-PERPETUAL", direction="sell", amount=100_000, label="bench")
-            for i in range(size - 1):  # options repeat when the book is larger than the listing
-                engine.place_order(name=options[i % len(options)], direction="buy", amount=0.1, label="b")
-            snap = venue.snapshot()
-            snap = replace(
-                snap, positions=tuple(snap.positions[i % len(snap.positions)] for i in range(size))
-            )
-            now = snap.taken_at + timedelta(seconds=1)
-            executor = DryRunExecutor()
-
-            def compute(snap=snap, now=now, specs=specs) -> tuple:  # type: ignore[no-untyped-def]
-                report, _ = assess(snap, config.risk, VolState(), now=now)
-                decision, _ = decide(
-                    report,
-                    snap,
-                    specs["BTC-PERPETUAL"],
-                    config.policy,
-                    config.guards,
-                    config.advice,
-                    PolicyState(),
-                    now=now,
-                )
-                return report, decision
-
-            def cycle(snap=snap, now=now, compute=compute, executor=executor) -> None:  # type: ignore[no-untyped-def]
-                report, decision = compute()
-                execution = executor.execute([], gate=lambda order: None)  # a dry run records nothing more
-                journal.write_cycle(cycle_record(run_id, 1, now, snap, report, decision, execution, 0.0))
-
-            figures[f"cycle_compute_ms_{size}_positions"] = best_of(compute, repeats) * 1e3
-            figures[f"cycle_with_journal_ms_{size}_positions"] = best_of(cycle, repeats) * 1e3
-        journal.close()
-    return figures
-
-
-def bench_rest_calls_per_cycle() -> dict[str, float]:
-    """REST calls one whole cycle costs against the HTTP simulator (real ccxt), 1 and 200 positions."""
-    import urllib.request
-    from datetime import UTC, datetime
-
-    import schedule
-
-    from controller.app import RunOptions, build_controller
-    from controller.config import build_config
-    from controller.sim import SimConfig, SimExchange
-    from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
-
-    figures: dict[str, float] = {}
-    engine = SimExchange(SimConfig(initial_balance=1000.0, start=datetime.now(UTC).replace(microsecond=0)))
-    import tempfile
-    from pathlib import Path
-
-    with SimServer(engine) as server, tempfile.TemporaryDirectory() as tmp:
-        config = build_config(
-            {
-                "run": {
-                    "mode": "dry-run",
-                    "interval_s": 0,
-                    "db": str(Path(tmp) / "b.db"),
-                    "log_file": str(Path(tmp) / "b.log"),
-                },
-                "venue": {"kind": "ccxt", "ccxt": {"rest_url": server.url}},
-            }
-        )
-        env = {"LEVCTL_API_KEY": DEFAULT_API_KEY, "LEVCTL_API_SECRET": DEFAULT_API_SECRET}
-        for size in (1, 200):
-            if size == 200:
-                for i, x in enumerate(sorted(engine.instruments(kind="option"), key=lambda x: x.name)[:199]):
-                    engine.place_order(name=x.name, direction="buy", amount=0.1, label=f"bench-{i}")
-            else:
-                engine.place_order(name="BTC-PERPETUAL", direction="buy", amount=10_000, label="bench")
-            controller = build_controller(config, RunOptions(dry_run=True), env=env)
-            controller.start()
-            urllib.request.urlopen(urllib.request.Request(server.url + "/_sim/requests/clear", data=b"{}"))
-            controller.run(cycles=1, scheduler=schedule.Scheduler(), should_stop=lambda: False)
-            with urllib.request.urlopen(server.url + "/_sim/requests") as reply:
-                figures[f"rest_calls_per_cycle_{size}_positions"] = len(json.load(reply)["requests"])
-            controller.finish("finished", "benchmark")
-            controller.close()
-    return figures
-
-
-def bench_report(cycles: int) -> dict[str, float]:
-    """`levctl report` on a synthetic decision log of many cycles: the summary, and the full page."""
-    import tempfile
-    import time as _time
-    from datetime import timedelta
-    from pathlib import Path
-
-    from controller.journal import Journal
-    from controller.review.report import load_log, summarize, write_report
-    from controller.sim import DEFAULT_START
-
-    rng = np.random.default_rng(5)
-    with tempfile.TemporaryDirectory() as tmp:
-        journal = Journal(Path(tmp) / "big.db")
-        run = journal.start_run(
-            started_at=DEFAULT_START,
-            mode="bench",
-            venue="sim",
-            config_source="bench",
-            config_json="{}",
-            config_sha256="-",
-            version="bench",
-        )
-        lev = 1.0 + np.cumsum(rng.normal(0, 0.01, cycles))
-        equity = 1e6 * np.exp(np.cumsum(rng.normal(0, 0.005, cycles)))
-        rows = [
-            (
-                run,
-                i + 1,
-                (DEFAULT_START + timedelta(hours=i)).isoformat(),
-                "ACTIVE",
-                "REBALANCE" if i % 50 == 0 else "HOLD",
-                "bench",
-                float(equity[i]),
-                90_000.0,
-                0.55,
-                float(lev[i] * equity[i]),
-                float(lev[i]),
-                1.0,
-                0.9,
-                1.1,
-                0.1,
-                -1e5,
-                1.0,
-                0.0,
-                0.0,
-                0.0,
-                -50.0,
-            )
-            for i in range(cycles)
-        ]
-        journal.db.conn.executemany(
-            "insert into cycles (run_id, n, ts, state, action, reason, equity_usd, index_price, sigma_hat, delta_usd, "
-            "signed_leverage, target_leverage, band_low, band_high, margin_ratio, worst_scenario_loss_usd, leverage, "
-            "dollar_gamma_usd, vega_usd, theta_usd, latency_ms) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
-        journal.db.conn.commit()
-        journal.close()
-        start = _time.perf_counter()
-        summarize(load_log(Path(tmp) / "big.db"))
-        summary_s = _time.perf_counter() - start
-        start = _time.perf_counter()
-        write_report(load_log(Path(tmp) / "big.db"), Path(tmp) / "out", title="bench")
-        report_s = _time.perf_counter() - start
-    return {"report_cycles": cycles, "report_summary_s": summary_s, "report_full_s": report_s}
-
-
-def bench_replay(rows: int, straddle_rows: int) -> dict[str, float]:
-    """`levctl replay` of the real 2-hour history (the controller run only): rows per second for the
-    perpetual book and the short-straddle book, and for the perpetual book with the live loop's
-    journaling (one commit per cycle) as the baseline the batched replay journal is measured against."""
-    import tempfile
-    import time as _time
-    from pathlib import Path
-
-    from controller.config import load_config
-    from controller.replay.run import replay
-    from controller.sim.market import load_replay_csv
-
-    folder = os.environ.get("LEVCTL_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    source = Path(folder) / "btc_2h_dvol_funding.csv"
-    if not source.exists():
-        return {}
-    full = load_replay_csv(source)
-
-    def rate(book: str, n: int, cycles_per_commit: int = 2000) -> float:
-        config = load_config(None, embedded=f"replay-{book}.toml")
-        with tempfile.TemporaryDirectory() as tmp:
-            start = _time.perf_counter()
-            replay(
-                config,
-                full.head(n),
-                Path(tmp) / "r.db",
-                roles=("controller",),
-                cycles_per_commit=cycles_per_commit,
-            )
-            return n / (_time.perf_counter() - start)
-
-    perp = rate("perpetual", rows)
-    per_cycle = rate("perpetual", min(rows, 3000), cycles_per_commit=1)
-    return {
-        "replay_rows": rows,
-        "replay_perp_rows_per_s": perp,
-        "replay_perp_full_file_s": full.times_ms.size / perp,
-        "replay_perp_commit_per_cycle_rows_per_s": per_cycle,
-        "replay_straddle_rows": straddle_rows,
-        "replay_straddle_rows_per_s": rate("straddle", straddle_rows),
-    }
-
-
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -448,36 +196,9 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['iv_max_error_vs_true_well_posed']:.1e} "
         f"vs the true vol, {f['iv_max_error_vs_lbr_well_posed']:.1e} vs LBR; "
         f"mean iterations {f['iv_mean_iterations']:.2f}; no vol (with reason): {f['iv_not_ok']}",
-        f"venue snapshot (real ccxt over HTTP to the simulator): REST calls "
-        f"{f['rest_calls_per_snapshot_1_positions']} for 1 position, "
-        f"{f['rest_calls_per_snapshot_200_positions']} for 200   goal: equal, <= 6",
-        f"  latency {f['snapshot_ms_http_1_positions']:.1f} ms / "
-        f"{f['snapshot_ms_http_200_positions']:.1f} ms over HTTP, "
-        f"{f['snapshot_ms_in_process_1_positions']:.1f} ms / "
-        f"{f['snapshot_ms_in_process_200_positions']:.1f} ms in process",
-        "  (1 / 200 positions, ~424 listed instruments; ccxt's rate limiter spaces calls 50 ms apart)",
-        f"cycle without venue I/O (risk with 47 scenarios + policy + journal write): "
-        f"{f['cycle_with_journal_ms_10_positions']:.1f} ms / {f['cycle_with_journal_ms_100_positions']:.1f} ms / "
-        f"{f['cycle_with_journal_ms_1000_positions']:.1f} ms for 10 / 100 / 1,000 positions   goals 5 / 10 / 40 ms",
-        f"  of which risk + policy {f['cycle_compute_ms_10_positions']:.1f} / "
-        f"{f['cycle_compute_ms_100_positions']:.1f} / {f['cycle_compute_ms_1000_positions']:.1f} ms",
-        f"REST calls per whole cycle (real ccxt, HTTP simulator): {f['rest_calls_per_cycle_1_positions']:.0f} "
-        f"for 1 position, {f['rest_calls_per_cycle_200_positions']:.0f} for 200   goal: equal, <= 6",
-        f"report on a log of {f['report_cycles']:,} cycles: summary {f['report_summary_s']:.2f} s, "
-        f"full HTML with 5 plots {f['report_full_s']:.2f} s   goal: a few seconds",
     ]
-    if "replay_perp_rows_per_s" in f:
-        lines += [
-            f"replay of the real 2-hour history, perpetual book ({f['replay_rows']:,} rows): "
-            f"{f['replay_perp_rows_per_s']:,.0f} cycles/s, the full file in {f['replay_perp_full_file_s']:.1f} s   "
-            "goal >= 2,000 cycles/s",
-            f"  vs one commit per cycle (the live loop's journal): {f['replay_perp_commit_per_cycle_rows_per_s']:,.0f}"
-            f" cycles/s -> batching {f['replay_perp_rows_per_s'] / f['replay_perp_commit_per_cycle_rows_per_s']:.2f}x",
-            f"  short-straddle book ({f['replay_straddle_rows']:,} rows, 52 listed options revalued "
-            f"every cycle): {f['replay_straddle_rows_per_s']:,.0f} cycles/s",
-        ]
-    else:
-        lines.append("replay: ../shared/data/btc_2h_dvol_funding.csv not found, not measured")
+    lines += product_lines(f)
+    lines += cycle_lines(f)
     return "\n".join(lines)
 
 
@@ -492,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     figures.update(bench_greeks(n_large, n_loop, repeats))
     figures.update(bench_implied_vol(n_loop, repeats))
-    figures.update(bench_venue(repeats))
-    figures.update(bench_cycle_compute(repeats))
+    figures.update(bench_venue(best_of, repeats))
     figures.update(bench_rest_calls_per_cycle())
-    figures.update(bench_report(10_000 if args.quick else 100_000))
-    figures.update(bench_replay(*((1_000, 200) if args.quick else (18_782, 2_000))))
+    figures.update(bench_cycle(best_of, repeats, (100, 1000) if args.quick else SIZES))
+    figures.update(bench_sim_advance(best_of, repeats, 2_000 if args.quick else 100_000))
+    figures.update(bench_replay(*((1_000, 200) if args.quick else (18_782, 3_000))))
+    figures.update(bench_review(10_000 if args.quick else 112_000, 2 if args.quick else 3))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")

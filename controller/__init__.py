@@ -1,8 +1,17 @@
 """levctl controller: everything that talks to the world (config, venues, risk, policy, loop, log, CLI)."""
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("levctl")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> Any:
+    """``__version__``, read from the installed metadata on first use (importing the package stays cheap)."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("levctl")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        value = "0.0.0+unknown"
+    globals()["__version__"] = value
+    return value

@@ -310,25 +310,15 @@ class Controller:
     def _plan(
         self, n: int, now: datetime, decision: Decision, snapshot: AccountSnapshot
     ) -> list[TrackedOrder]:
-        held = {p.name: p.size for p in snapshot.positions}
-        return [
-            TrackedOrder(
-                label=order_label(self.config.run.label_prefix, self.run_key, n, leg),
-                run_id=self.run_id,
-                cycle_n=n,
-                instrument=p.instrument,
-                side=p.side,
-                amount=p.amount,
-                reduce_only=p.reduce_only,
-                state=OrderState.SENDING,
-                created_at=now,
-                updated_at=now,
-                notional_usd=p.notional_usd,
-                delta_usd_change=p.delta_usd_change,
-                position_before=held.get(p.instrument, 0.0),
-            )
-            for leg, p in enumerate(decision.orders)
-        ]
+        return plan_orders(
+            decision,
+            snapshot,
+            label_prefix=self.config.run.label_prefix,
+            run_key=self.run_key,
+            run_id=self.run_id,
+            n=n,
+            now=now,
+        )
 
     def _gate(self, report: RiskReport, decision: Decision) -> Callable[[TrackedOrder], Any]:
         def gate(order: TrackedOrder) -> Any:
@@ -447,6 +437,38 @@ class Controller:
             {"run_id": self.run_id, "ts": now, "level": lv, "kind": k, "message": self.scrub(m)}
             for lv, k, m in events
         ]
+
+
+def plan_orders(
+    decision: Decision,
+    snapshot: AccountSnapshot,
+    *,
+    label_prefix: str,
+    run_key: str,
+    run_id: int,
+    n: int,
+    now: datetime,
+) -> list[TrackedOrder]:
+    """The decision's orders as orders to send: labelled, and each with the position it starts from."""
+    held = {p.name: p.size for p in snapshot.positions}
+    return [
+        TrackedOrder(
+            label=order_label(label_prefix, run_key, n, leg),
+            run_id=run_id,
+            cycle_n=n,
+            instrument=p.instrument,
+            side=p.side,
+            amount=p.amount,
+            reduce_only=p.reduce_only,
+            state=OrderState.SENDING,
+            created_at=now,
+            updated_at=now,
+            notional_usd=p.notional_usd,
+            delta_usd_change=p.delta_usd_change,
+            position_before=held.get(p.instrument, 0.0),
+        )
+        for leg, p in enumerate(decision.orders)
+    ]
 
 
 def _for_policy(order: TrackedOrder) -> InFlightOrder:

@@ -27,6 +27,7 @@ from pricing.instruments import (
     parse_deribit_name,
     year_fraction,
 )
+from pricing.scenario_prices import ScenarioPricer
 
 __all__ = [
     "DAYS_PER_YEAR",
@@ -45,6 +46,7 @@ __all__ = [
     "Position",
     "PositionRisk",
     "RiskTotals",
+    "ScenarioPricer",
     "Settlement",
     "UnderlyingRisk",
     "black_price",

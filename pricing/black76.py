@@ -117,24 +117,16 @@ def greeks(
 
     All array arguments broadcast together; the result fields have the broadcast shape.
     """
-    raw = {
-        "forward": as_float("forward", forward),
-        "strike": as_float("strike", strike),
-        "t_years": as_float("t_years", t_years),
-        "vol": as_float("vol", vol),
-        "rate": as_float("rate", rate),
-    }
-    call = as_is_call(is_call)
-    shape = np.broadcast_shapes(*(a.shape for a in raw.values()), call.shape)
+    raw, call, shape = black_inputs(
+        forward=forward, strike=strike, t_years=t_years, vol=vol, is_call=is_call, rate=rate
+    )
     # validity is checked on each input at its own size: a broadcast scalar costs nothing
     bad = _invalid_mask(raw, shape, invalid)
-    f, k, t, v = (
-        np.atleast_1d(np.broadcast_to(raw[n], shape)) for n in ("forward", "strike", "t_years", "vol")
-    )
+    f, k, t, v = (_full(raw[n], shape) for n in ("forward", "strike", "t_years", "vol"))
     signs = np.where(call, 1.0, -1.0)  # +1 call, -1 put: price = w·df·(F·N(w·d1) - K·N(w·d2))
-    w: FloatArray | float = float(signs) if signs.ndim == 0 else np.atleast_1d(np.broadcast_to(signs, shape))
+    w: FloatArray | float = float(signs) if signs.ndim == 0 else _full(signs, shape)
     rate_values = raw["rate"]
-    r = None if not rate_values.any() else np.atleast_1d(np.broadcast_to(rate_values, shape))
+    r = None if not rate_values.any() else _full(rate_values, shape)
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         fields, no_diffusion = _evaluate(f, k, t, v, w, r)
@@ -146,6 +138,32 @@ def greeks(
         for field in fields:
             field[bad] = np.nan
     return Greeks(*(a.reshape(shape) for a in fields))
+
+
+def black_inputs(
+    *,
+    forward: ArrayLike,
+    strike: ArrayLike,
+    t_years: ArrayLike,
+    vol: ArrayLike,
+    is_call: ArrayLike,
+    rate: ArrayLike,
+) -> tuple[dict[str, FloatArray], np.ndarray, tuple[int, ...]]:
+    """The numeric inputs as float arrays by name, ``is_call`` as booleans, and their broadcast shape."""
+    raw = {
+        "forward": as_float("forward", forward),
+        "strike": as_float("strike", strike),
+        "t_years": as_float("t_years", t_years),
+        "vol": as_float("vol", vol),
+        "rate": as_float("rate", rate),
+    }
+    call = as_is_call(is_call)
+    return raw, call, np.broadcast_shapes(*(a.shape for a in raw.values()), call.shape)
+
+
+def _full(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` in the broadcast shape, at least 1-D (a view; no work when it has that shape already)."""
+    return np.atleast_1d(a if a.shape == shape else np.broadcast_to(a, shape))
 
 
 def _evaluate(
@@ -269,6 +287,8 @@ def _invalid_mask(
     """Elements with an invalid input, in the broadcast shape; None when every input is valid."""
     if policy not in ("nan", "raise"):
         raise InvalidInputError(f"invalid must be 'nan' or 'raise', got {policy!r}")
+    if _all_valid(raw):
+        return None
     checks = {f"{name} ({rule})": test(raw[name]) for name, (rule, test) in _RULES.items()}
     failing = {label: mask for label, mask in checks.items() if mask.any()}
     if not failing:
@@ -279,6 +299,25 @@ def _invalid_mask(
     for mask in failing.values():
         bad |= np.broadcast_to(mask, shape) if shape else mask
     return bad
+
+
+def _all_valid(raw: dict[str, FloatArray]) -> bool:
+    """Every rule of :data:`_RULES` holds, by a few reductions (min and max propagate NaN, which
+    fails every comparison): the common case costs no masks."""
+    f, k, t, v, r = raw["forward"], raw["strike"], raw["t_years"], raw["vol"], raw["rate"]
+    if f.size == 0 or k.size == 0 or t.size == 0 or v.size == 0 or r.size == 0:
+        return True
+    return bool(
+        f.min() > 0.0
+        and f.max() < np.inf
+        and k.min() > 0.0
+        and k.max() < np.inf
+        and v.min() >= 0.0
+        and v.max() < np.inf
+        and t.max() < np.inf
+        and np.isfinite(r.min())
+        and np.isfinite(r.max())
+    )
 
 
 def _set_intrinsic(

@@ -25,9 +25,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from itertools import chain
+from typing import Protocol
 
 import numpy as np
 
+from pricing._inputs import FloatArray
 from pricing.black76 import greeks
 from pricing.instruments import Future, Instrument, Option, Perpetual, deribit_expiry_code, year_fraction
 
@@ -50,6 +54,22 @@ class Position:
     mark_price: float
     underlying_price: float | None = None
     mark_iv: float | None = None
+
+
+class PricedPosition(Protocol):
+    """What pricing a position reads: :class:`Position`, or any record with these fields (a venue's
+    position snapshot), so that a book is priced without copying it first."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+    @property
+    def size(self) -> float: ...
+    @property
+    def mark_price(self) -> float: ...
+    @property
+    def underlying_price(self) -> float | None: ...
+    @property
+    def mark_iv(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -123,10 +143,66 @@ class UnderlyingRisk:
 
 
 @dataclass(frozen=True)
+class PositionColumns:
+    """Every position's greeks as columns, in book order (units of :class:`PositionRisk`)."""
+
+    name: tuple[str, ...]
+    underlying: tuple[str, ...]
+    kind: tuple[str, ...]
+    expiry: tuple[datetime | None, ...]
+    size: FloatArray
+    delta: FloatArray
+    black_delta: FloatArray
+    gamma: FloatArray
+    dollar_gamma_usd: FloatArray
+    vega_usd: FloatArray
+    theta_usd: FloatArray
+    value_usd: FloatArray
+    notional_usd: FloatArray
+    table: FloatArray = field(repr=False, compare=False)  # the nine number columns, as rows of one array
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    def row(self, i: int) -> PositionRisk:
+        numbers = (float(getattr(self, f)[i]) for f in _NUMBER_FIELDS)
+        return PositionRisk(self.name[i], self.underlying[i], self.kind[i], self.expiry[i], *numbers)
+
+    @cached_property
+    def _totalled(self) -> FloatArray:
+        return self.table[_TOTAL_ROWS]
+
+    def totals(self, where: list[int] | None = None) -> RiskTotals:
+        """Exactly rounded sums (``math.fsum``) of the totalled fields, over ``where`` or all."""
+        rows = self._totalled if where is None else np.take(self._totalled, where, axis=1)
+        return RiskTotals(*map(math.fsum, rows.tolist()))
+
+
+_NUMBER_FIELDS = (
+    "size",
+    "delta",
+    "black_delta",
+    "gamma",
+    "dollar_gamma_usd",
+    "vega_usd",
+    "theta_usd",
+    "value_usd",
+    "notional_usd",
+)
+_TOTAL_ROWS = np.array([_NUMBER_FIELDS.index(f) for f in RiskTotals.__dataclass_fields__])
+
+
+@dataclass(frozen=True)
 class BookGreeks:
     as_of: datetime
-    positions: tuple[PositionRisk, ...]
+    columns: PositionColumns
     underlyings: Mapping[str, UnderlyingRisk] = field(default_factory=dict)
+
+    @cached_property
+    def positions(self) -> tuple[PositionRisk, ...]:
+        """One :class:`PositionRisk` per position (built on first use: the columns are the data)."""
+        c = self.columns  # the numbers converted in one go, not nine at a time per position
+        return tuple(map(PositionRisk, c.name, c.underlying, c.kind, c.expiry, *c.table.tolist()))
 
     @property
     def delta_usd(self) -> float:
@@ -151,14 +227,14 @@ class BookGreeks:
 
     def drivers(self, metric: str, top: int = 5) -> list[PositionRisk]:
         """The positions contributing most to ``metric`` (e.g. ``"vega_usd"``), by magnitude."""
-        if metric not in PositionRisk.__dataclass_fields__:
+        if metric not in _NUMBER_FIELDS:
             raise ValueError(f"unknown metric {metric!r}")
-        rows = sorted(self.positions, key=lambda r: abs(getattr(r, metric)), reverse=True)
-        return rows[:top]
+        order = np.argsort(-np.abs(getattr(self.columns, metric)), kind="stable")
+        return [self.columns.row(int(i)) for i in order[:top]]
 
 
 def book_greeks(
-    positions: Sequence[Position],
+    positions: Sequence[PricedPosition],
     *,
     as_of: datetime,
     index_prices: Mapping[str, float],
@@ -176,31 +252,38 @@ def book_greeks(
         rate: discount rate for options (0 on Deribit).
 
     Raises :class:`BookError` naming the position and figure when something is missing or not
-    a finite number; a book is never priced on a silent NaN.
+    a finite number; a book is never priced on a silent NaN.  The options are priced in one
+    vectorised call and every total is an exactly rounded sum (``math.fsum``).
     """
     collateral = dict(collateral or {})
-    rows = _price_positions(positions, as_of=as_of, index_prices=index_prices, rate=rate)
-    coins = sorted({r.underlying for r in rows} | {c for c in collateral if c in index_prices})
-    underlyings: dict[str, UnderlyingRisk] = {}
+    columns = _price_positions(positions, as_of=as_of, index_prices=index_prices, rate=rate)
+    coins = sorted(set(columns.underlying) | {c for c in collateral if c in index_prices})
+    labels: dict[datetime | None, str] = {}
+    groups: dict[str, dict[str, list[int]]] = {coin: {} for coin in coins}
+    expiry_of: dict[str, datetime | None] = {}
+    for i, (coin, expiry) in enumerate(zip(columns.underlying, columns.expiry, strict=True)):
+        label = labels.get(expiry)
+        if label is None:
+            label = labels[expiry] = "PERPETUAL" if expiry is None else deribit_expiry_code(expiry)
+        groups[coin].setdefault(label, []).append(i)
+        expiry_of[label] = expiry
+    order = [label for label, _ in sorted(expiry_of.items(), key=_expiry_order)]
+    underlyings = {}
     for coin in coins:
-        mine = [r for r in rows if r.underlying == coin]
-        groups: dict[str, list[PositionRisk]] = {}
-        expiry_of: dict[str, datetime | None] = {}
-        for r in mine:  # one pass: labels are computed once per position
-            label = r.expiry_label
-            groups.setdefault(label, []).append(r)
-            expiry_of[label] = r.expiry
+        mine = groups[coin]
+        whole = columns.totals(None if len(coins) == 1 else list(chain.from_iterable(mine.values())))
         underlyings[coin] = UnderlyingRisk(
             underlying=coin,
             index_price=_index(index_prices, coin),
             collateral=_finite(collateral.get(coin, 0.0), f"collateral[{coin}]"),
-            positions=RiskTotals.of(mine),
+            positions=whole,
             by_expiry={
-                label: RiskTotals.of(groups[label])
-                for label, _ in sorted(expiry_of.items(), key=_expiry_order)
+                label: whole if len(mine) == 1 else columns.totals(mine[label])
+                for label in order
+                if label in mine
             },
         )
-    return BookGreeks(as_of=as_of, positions=tuple(rows), underlyings=underlyings)
+    return BookGreeks(as_of=as_of, columns=columns, underlyings=underlyings)
 
 
 def _expiry_order(item: tuple[str, datetime | None]) -> tuple[int, datetime | str]:
@@ -209,102 +292,122 @@ def _expiry_order(item: tuple[str, datetime | None]) -> tuple[int, datetime | st
 
 
 def _price_positions(
-    positions: Sequence[Position], *, as_of: datetime, index_prices: Mapping[str, float], rate: float
-) -> list[PositionRisk]:
-    option_at = [i for i, p in enumerate(positions) if isinstance(p.instrument, Option)]
-    priced = _price_options([positions[i] for i in option_at], as_of, index_prices, rate)
-    rows: list[PositionRisk | None] = [None] * len(positions)
-    for i, row in zip(option_at, priced, strict=True):
-        rows[i] = row
-    for i, p in enumerate(positions):
-        if isinstance(p.instrument, Perpetual | Future):
-            rows[i] = _linear_risk(p, _index(index_prices, p.instrument.underlying))
-        elif not isinstance(p.instrument, Option):
-            raise BookError(f"position {p!r}: unsupported instrument type")
-    return [r for r in rows if r is not None]
+    positions: Sequence[PricedPosition], *, as_of: datetime, index_prices: Mapping[str, float], rate: float
+) -> PositionColumns:
+    n = len(positions)
+    instruments = [p.instrument for p in positions]
+    option_at = [i for i, x in enumerate(instruments) if isinstance(x, Option)]
+    linear_at = [i for i, x in enumerate(instruments) if isinstance(x, Perpetual | Future)]
+    if len(option_at) + len(linear_at) != n:
+        bad = next(p for p in positions if not isinstance(p.instrument, Option | Perpetual | Future))
+        raise BookError(f"position {bad!r}: unsupported instrument type")
+    spots = {coin: _index(index_prices, coin) for coin in {x.underlying for x in instruments}}
+    blocks = []  # (rows of the nine numbers, where those positions sit in the book)
+    if option_at:
+        blocks.append((_price_options([positions[i] for i in option_at], as_of, spots, rate), option_at))
+    if linear_at:
+        blocks.append((_linear_risk([positions[i] for i in linear_at], spots), linear_at))
+    if len(blocks) == 1:  # one kind of position: the block is the table
+        table = blocks[0][0]
+    else:
+        table = np.zeros((len(_NUMBER_FIELDS), n))
+        for block, at in blocks:
+            table[:, at] = block
+    return PositionColumns(
+        name=tuple(x.name for x in instruments),
+        underlying=tuple(x.underlying for x in instruments),
+        kind=tuple(x.kind for x in instruments),
+        expiry=tuple(x.expiry for x in instruments),
+        **dict(zip(_NUMBER_FIELDS, table, strict=True)),
+        table=table,
+    )
 
 
 def _price_options(
-    options: list[Position], as_of: datetime, index_prices: Mapping[str, float], rate: float
-) -> list[PositionRisk]:
-    if not options:
-        return []
+    options: list[PricedPosition], as_of: datetime, spots: Mapping[str, float], rate: float
+) -> FloatArray:
+    """The nine numbers of option positions, as rows: one vectorised kernel call."""
     instruments: list[Option] = [p.instrument for p in options]  # type: ignore[misc]
-    for p in options:
-        name = p.instrument.name
-        _finite(p.size, f"position {name}: size")
-        if p.underlying_price is None or not (
-            _finite(p.underlying_price, f"position {name}: underlying_price") > 0
-        ):
-            raise BookError(
-                f"position {name}: underlying_price (the option's forward) must be a positive number"
-            )
-        if p.mark_iv is None or not (_finite(p.mark_iv, f"position {name}: mark_iv") >= 0):
-            raise BookError(f"position {name}: mark_iv must be a non-negative decimal volatility")
-    forward = np.array([p.underlying_price for p in options], dtype=float)
+    size, forward, vol = _numbers(options, ("size", "underlying_price", "mark_iv"))
+    if not (np.isfinite(size + forward + vol).all() and forward.min() > 0 and vol.min() >= 0):
+        for p in options:  # name the first offender, with the message a scalar check gives
+            _check_option(p)
+    years: dict[datetime, float] = {}  # a book has few expiries
+    for o in instruments:
+        if o.expiry not in years:
+            years[o.expiry] = year_fraction(start=as_of, end=o.expiry)
     g = greeks(
         forward=forward,
         strike=np.array([o.strike for o in instruments]),
-        t_years=np.array([year_fraction(start=as_of, end=o.expiry) for o in instruments]),
-        vol=np.array([p.mark_iv for p in options], dtype=float),
+        t_years=np.array([years[o.expiry] for o in instruments]),
+        vol=vol,
         is_call=np.array([o.is_call for o in instruments]),
         rate=rate,
         invalid="raise",
     )
-    rows = []
-    for i, (p, o) in enumerate(zip(options, instruments, strict=True)):
-        spot = _index(index_prices, o.underlying)
-        size = p.size
-        black_delta = size * float(g.delta[i])
-        premium_in_coin = float(g.price[i]) / forward[i]
-        delta = black_delta - size * premium_in_coin if o.settlement == "inverse" else black_delta
-        rows.append(
-            PositionRisk(
-                name=o.name,
-                underlying=o.underlying,
-                kind="option",
-                expiry=o.expiry,
-                size=size,
-                delta=delta,
-                black_delta=black_delta,
-                gamma=size * float(g.gamma[i]),
-                dollar_gamma_usd=size * float(g.gamma[i]) * forward[i] * spot / 100.0,
-                vega_usd=size * float(g.vega[i]),
-                theta_usd=size * float(g.theta[i]),
-                value_usd=size * float(g.price[i]),
-                notional_usd=abs(size) * spot,
-            )
-        )
-    return rows
-
-
-def _linear_risk(p: Position, spot: float) -> PositionRisk:
-    """Perpetuals and futures: delta one, no convexity modelled at this level."""
-    inst = p.instrument
-    name = inst.name
-    size = _finite(p.size, f"position {name}: size")
-    if inst.settlement == "inverse":
-        mark = _finite(p.mark_price, f"position {name}: mark_price")
-        if mark <= 0:
-            raise BookError(f"position {name}: mark_price must be positive, got {mark}")
-        delta, notional = size / mark, abs(size)
-    else:
-        delta, notional = size, abs(size) * spot
-    return PositionRisk(
-        name=name,
-        underlying=inst.underlying,
-        kind=inst.kind,
-        expiry=inst.expiry,
-        size=size,
-        delta=delta,
-        black_delta=delta,
-        gamma=0.0,
-        dollar_gamma_usd=0.0,
-        vega_usd=0.0,
-        theta_usd=0.0,
-        value_usd=0.0,
-        notional_usd=notional,
+    spot = np.array([spots[o.underlying] for o in instruments])
+    inverse = np.array([o.settlement == "inverse" for o in instruments])
+    black_delta = size * g.delta
+    premium_in_coin = g.price / forward
+    gamma = size * g.gamma
+    return np.array(
+        [
+            size,
+            np.where(inverse, black_delta - size * premium_in_coin, black_delta),
+            black_delta,
+            gamma,
+            gamma * forward * spot / 100.0,
+            size * g.vega,
+            size * g.theta,
+            size * g.price,
+            np.abs(size) * spot,
+        ]
     )
+
+
+def _numbers(positions: list[PricedPosition], fields: tuple[str, ...]) -> list[FloatArray]:
+    """Columns of floats (None → NaN); something that is not a number is named by the scalar checks."""
+    try:
+        return [
+            np.array([np.nan if (v := getattr(p, f)) is None else v for p in positions], dtype=float)
+            for f in fields
+        ]
+    except (TypeError, ValueError):
+        for p in positions:
+            for f in fields:
+                value = getattr(p, f)
+                if value is not None:
+                    _finite(value, f"position {p.instrument.name}: {f}")
+        raise
+
+
+def _check_option(p: PricedPosition) -> None:
+    name = p.instrument.name
+    _finite(p.size, f"position {name}: size")
+    if p.underlying_price is None or not (
+        _finite(p.underlying_price, f"position {name}: underlying_price") > 0
+    ):
+        raise BookError(f"position {name}: underlying_price (the option's forward) must be a positive number")
+    if p.mark_iv is None or not (_finite(p.mark_iv, f"position {name}: mark_iv") >= 0):
+        raise BookError(f"position {name}: mark_iv must be a non-negative decimal volatility")
+
+
+def _linear_risk(positions: list[PricedPosition], spots: Mapping[str, float]) -> FloatArray:
+    """The nine numbers of perpetuals and futures, as rows: delta one, no convexity modelled at this
+    level (plain arithmetic: no kernel to vectorise, and a book holds few of them)."""
+    rows = []
+    for p in positions:
+        name = p.instrument.name
+        size = _finite(p.size, f"position {name}: size")
+        if p.instrument.settlement == "inverse":
+            mark = _finite(p.mark_price, f"position {name}: mark_price")
+            if mark <= 0:
+                raise BookError(f"position {name}: mark_price must be positive, got {mark}")
+            delta, notional = size / mark, abs(size)
+        else:
+            delta, notional = size, abs(size) * spots[p.instrument.underlying]
+        rows.append((size, delta, delta, 0.0, 0.0, 0.0, 0.0, 0.0, notional))
+    return np.array(rows, dtype=float).T.copy()
 
 
 def _index(index_prices: Mapping[str, float], coin: str) -> float:
@@ -330,7 +433,9 @@ __all__ = [
     "BookError",
     "BookGreeks",
     "Position",
+    "PositionColumns",
     "PositionRisk",
+    "PricedPosition",
     "RiskTotals",
     "UnderlyingRisk",
     "book_greeks",

@@ -129,16 +129,61 @@ def test_modules_stay_small_and_the_root_stays_lean() -> None:
     )
 
 
+HEAVY = ("numpy", "scipy", "pydantic", "ccxt", "matplotlib", "sqlite_utils", "schedule")
+
+
+def _loaded(code: str, names: tuple[str, ...]) -> list[str]:
+    """The ``names`` a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport sys\nprint('loaded:', *(n for n in {names!r} if n in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[-1].split()[1:]
+
+
 @pytest.mark.parametrize(
     ("module", "absent"),
     [
-        ("controller.config", "ccxt"),
-        ("controller.review.log", "ccxt"),
-        ("controller.venues", "ccxt"),
-        ("pricing", "controller"),
+        ("controller.config", ("ccxt",)),
+        ("controller.review.log", ("ccxt", "numpy", "sqlite_utils", "matplotlib")),
+        ("controller.venues", ("ccxt",)),
+        ("controller.cli", HEAVY),  # the command group names its commands; it imports none of them
+        ("controller", HEAVY),
+        ("pricing", ("controller",)),
     ],
 )
-def test_importing_a_module_does_not_load_what_it_does_not_use(module: str, absent: str) -> None:
-    code = f"import sys, {module}; print('{absent}' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False", f"importing {module} loads {absent}"
+def test_importing_a_module_does_not_load_what_it_does_not_use(module: str, absent: tuple[str, ...]) -> None:
+    assert _loaded(f"import {module}", absent) == [], f"importing {module} loads them"
+
+
+def test_levctl_log_loads_nothing_heavy(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from controller.journal import CycleRecord, Journal
+
+    db = tmp_path / "l.db"
+    journal = Journal(db)
+    run = journal.start_run(
+        started_at=datetime(2026, 1, 2, tzinfo=UTC),
+        mode="paper",
+        venue="sim",
+        config_source="t",
+        config_json="{}",
+        config_sha256="-",
+        version="t",
+    )
+    row = {"run_id": run, "n": 1, "ts": datetime(2026, 1, 2, tzinfo=UTC), "state": "ACTIVE", "action": "HOLD"}
+    journal.write_cycle(CycleRecord(row))
+    journal.close()
+    code = f"from controller.cli import cli\ncli(['log', '--db', {str(db)!r}], standalone_mode=False)"
+    assert _loaded(code, (*HEAVY, "pricing", "controller.config", "controller.loop")) == []
+
+
+def test_every_command_the_group_names_resolves() -> None:
+    import click
+
+    from controller.cli.main import COMMANDS, cli
+
+    context = click.Context(cli)
+    assert cli.list_commands(context) == list(COMMANDS)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert isinstance(command, click.Command) and command.name == name

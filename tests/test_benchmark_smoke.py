@@ -34,4 +34,4 @@ def test_quick_benchmark_reports_named_figures(capsys):
         <= 6
     )
     if os.environ.get("LEVCTL_REQUIRE_SHARED_DATA") == "1":  # the replay figures need the real history
-        assert figures["replay_perp_rows_per_s"] > 0 and figures["replay_straddle_rows_per_s"] > 0
+        assert figures["replay_cycles_per_s_perpetual"] > 0 and figures["replay_cycles_per_s_straddle"] > 0

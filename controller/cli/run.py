@@ -1,4 +1,4 @@
-"""``levctl run``, ``once``, ``log`` and ``config check``: the controller from the command line."""
+"""``levctl run``, ``once`` and ``config check``: the controller from the command line."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from controller.cli.errors import EXIT_STOPPED, EXIT_USER_ERROR, user_errors
 from controller.config import Config, load_config
 from controller.journal import JournalError
 from controller.loop import Controller, ControllerHalted, CycleResult
-from controller.review.log import recent_activity, render_activity
 from controller.review.render import console, print_cycle
 
 
@@ -139,22 +138,6 @@ def _close(controller: Controller, status: str, reason: str) -> None:
             controller.finish(status, reason)
     finally:
         controller.close()
-
-
-@click.command(name="log")
-@click.option("--db", type=click.Path(path_type=Path), default=Path("logs/levctl.db"), show_default=True)
-@click.option("--since", metavar="ISO-TIME", help="Only cycles and events at or after this time.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Cycles to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def log_command(db: Path, since: str | None, limit: int, as_json: bool) -> None:
-    """Recent cycles, decisions, orders and events of a decision log."""
-    if not db.exists():
-        raise click.ClickException(f"no decision log at {db} (run `levctl run` first, or pass --db)")
-    activity = recent_activity(db, since=since, limit=limit)
-    if as_json:
-        click.echo(json.dumps(activity, indent=2, default=str))
-    else:
-        render_activity(console(), activity)
 
 
 @click.group(name="config")

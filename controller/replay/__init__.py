@@ -2,18 +2,28 @@
 
 * :mod:`.run` — :func:`replay`: the controller and its baselines on the in-process simulator;
 * :mod:`.metrics` — volatility, tracking error, drawdown and turnover of replayed runs, from the log.
+
+Names are imported from their module on first use: reading figures from a log (``levctl report``)
+does not load the controller.
 """
 
-from controller.replay.metrics import RunComparison, compare_replays, comparison_rows, equity_figures
-from controller.replay.run import ROLES, ReplayOutcome, ReplayRun, replay
+import importlib
+from typing import Any
 
-__all__ = [
-    "ROLES",
-    "ReplayOutcome",
-    "ReplayRun",
-    "RunComparison",
-    "compare_replays",
-    "comparison_rows",
-    "equity_figures",
-    "replay",
-]
+_EXPORTS = {
+    "ROLES": "run",
+    "ReplayOutcome": "run",
+    "ReplayRun": "run",
+    "replay": "run",
+    "RunComparison": "metrics",
+    "compare_replays": "metrics",
+    "comparison_rows": "metrics",
+    "equity_figures": "metrics",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

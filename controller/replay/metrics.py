@@ -20,7 +20,6 @@ import json
 import math
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,16 +124,19 @@ def compare_replays(
 
 def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunComparison:
     run_id = replay["run_id"]
-    cycles = conn.execute(
-        "select id, ts, equity_usd, signed_leverage, band_low, band_high, action from cycles "
-        "where run_id = ? and action != 'ERROR' and equity_usd is not null order by id",
-        [run_id],
-    ).fetchall()
-    times = np.array([datetime.fromisoformat(c["ts"]).timestamp() for c in cycles])
-    equity = np.array([c["equity_usd"] for c in cycles], dtype=float)
+    cycles = np.array(
+        conn.execute(
+            "select round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, equity_usd, signed_leverage, "
+            "band_low, band_high from cycles "
+            "where run_id = ? and action != 'ERROR' and equity_usd is not null order by id",
+            [run_id],
+        ).fetchall(),
+        dtype=float,
+    ).reshape(-1, 5)
+    times, equity, leverage, low, high = cycles.T
     figures = equity_figures(times, equity, target_vol=replay["target_vol"])
-    banded = [c for c in cycles if c["band_low"] is not None and c["signed_leverage"] is not None]
-    inside = sum(1 for c in banded if c["band_low"] <= c["signed_leverage"] <= c["band_high"])
+    banded = ~np.isnan(low) & ~np.isnan(leverage)
+    inside = int(np.count_nonzero(banded & (low <= leverage) & (leverage <= high)))
     filled = conn.execute(
         "select request from orders where run_id = ? and status = 'filled'", [run_id]
     ).fetchall()
@@ -147,7 +149,7 @@ def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunCompari
         role=replay["role"],
         book=replay["book"],
         target_vol=replay["target_vol"],
-        cycles=len(cycles),
+        cycles=int(equity.size),
         equity_start_usd=float(equity[0]) if equity.size else None,
         equity_end_usd=float(equity[-1]) if equity.size else None,
         figures=figures,
@@ -157,7 +159,7 @@ def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunCompari
         ),
         fees_usd=ledger.get("fees_usd"),
         funding_usd=ledger.get("funding_usd"),
-        share_in_band=inside / len(banded) if banded else None,
+        share_in_band=inside / int(np.count_nonzero(banded)) if banded.any() else None,
         trades=len(filled),
     )
 

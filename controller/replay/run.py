@@ -214,7 +214,10 @@ def _replay_once(
 ) -> ReplayRun:
     engine = SimExchange(engine_config(config.sim_settings()), path=ReplayPath(data))
     venue = SimVenue(
-        engine, hedge_instrument=config.venue.hedge_instrument, use_vol_index=config.venue.sim.use_vol_index
+        engine,
+        hedge_instrument=config.venue.hedge_instrument,
+        use_vol_index=config.venue.sim.use_vol_index,
+        read_chain="chain" in config.risk.sigma_sources,  # else the chain's book summary is never read
     )
     passive = role == "buy-and-hold" or config.run.mode == "dry-run"
     executor = (

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from pricing import BookGreeks, Greeks, PositionRisk, RiskTotals
+if TYPE_CHECKING:  # annotations only: printing a log must not load numpy through pricing
+    from pricing import BookGreeks, Greeks, PositionRisk, RiskTotals
 
 
 def book_to_dict(book: BookGreeks) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import json
 import math
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,79 @@ GUARD_WORDS = (
 )
 
 
+CYCLE_NUMBERS = (
+    "equity_usd",
+    "index_price",
+    "sigma_hat",
+    "signed_leverage",
+    "target_leverage",
+    "band_low",
+    "band_high",
+    "delta_usd",
+    "dollar_gamma_usd",
+    "vega_usd",
+    "theta_usd",
+    "margin_ratio",
+    "worst_scenario_loss_usd",
+)
+# epoch seconds, to SQLite's millisecond; a trip: halted, reducing, or a guard's words in the reason
+_GUARD_TRIP = " or ".join(
+    ["action = 'HALT'", "state = 'REDUCING'", *(f"coalesce(reason, '') like '%{w}%'" for w in GUARD_WORDS)]
+)
+_CYCLE_QUERY = (
+    "select id, run_id, round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, "
+    "action != 'ERROR' and equity_usd is not null, action in ('REBALANCE', 'REDUCE'), "
+    f"coalesce({_GUARD_TRIP}, 0), {', '.join(CYCLE_NUMBERS)} from cycles {{where}} order by id"
+)
+CHUNK_ROWS = 20_000  # rows turned into arrays at a time: the log never sits in memory as Python objects
+LAST_ROWS = 500  # rows of the page's tables (orders, guard trips, events)
+
+
+@dataclass(frozen=True)
+class CycleColumns:
+    """The cycles in scope as arrays (NULL is NaN), in log order: what the summary and plots read."""
+
+    id: np.ndarray
+    run_id: np.ndarray
+    t_s: np.ndarray  # epoch seconds
+    good: np.ndarray  # neither failed nor without equity
+    rebalance: np.ndarray  # REBALANCE or REDUCE
+    guard_trip: np.ndarray
+    numbers: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(self.id.size)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.numbers[name]
+
+    @staticmethod
+    def empty() -> CycleColumns:
+        return CycleColumns.of(np.empty((0, 6 + len(CYCLE_NUMBERS))))
+
+    @staticmethod
+    def of(table: np.ndarray) -> CycleColumns:
+        ids, runs, times, good, rebalance, trip = table[:, :6].T
+        return CycleColumns(
+            ids.astype(np.int64),
+            runs.astype(np.int64),
+            times,
+            good == 1,
+            rebalance == 1,
+            trip == 1,
+            dict(zip(CYCLE_NUMBERS, table[:, 6:].T, strict=True)),
+        )
+
+
 @dataclass(frozen=True)
 class LogData:
     runs: list[dict[str, Any]]
-    cycles: list[dict[str, Any]]
-    orders: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    cycles: CycleColumns
+    span: tuple[str | None, str | None]  # the first and last cycle's time, as logged
+    orders: list[dict[str, Any]]  # the orders of the cycles in scope
+    trips: list[dict[str, Any]]  # the last guard trips and failed cycles
+    events: list[dict[str, Any]]  # the last warnings and errors
+    warnings: int  # warnings and errors in all
 
 
 @dataclass(frozen=True)
@@ -75,15 +141,35 @@ def load_log(
     if not db.exists():
         raise FileNotFoundError(f"no decision log at {db}")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         if not {"runs", "cycles", "orders", "events"} <= tables:
-            return LogData([], [], [], [])
+            return LogData([], CycleColumns.empty(), (None, None), [], [], [], 0)
         where, args = _filters(since, until, run_id)
-        cycles = [dict(r) for r in conn.execute(f"select * from cycles {where} order by id", args)]
-        ids = [c["id"] for c in cycles]
-        orders = _rows(conn, "orders", ids) if ids else []
-        events = [dict(r) for r in conn.execute(f"select * from events {where} order by id", args)]
+        cycles = _cycle_columns(conn, where, args)
+        conn.row_factory = sqlite3.Row
+        first, last = (
+            conn.execute(f"select ts from cycles {where} order by id {way} limit 1", args).fetchone()
+            for way in ("asc", "desc")
+        )
+        orders = (
+            _rows(conn, "orders", "*", "cycle_id between ? and ?", [int(cycles.id[0]), int(cycles.id[-1])])
+            if len(cycles)
+            else []
+        )
+        trips = _rows(
+            conn,
+            "cycles",
+            "n, ts, state, action, reason",
+            f"(action = 'ERROR' or {_GUARD_TRIP})",
+            [],
+            where,
+            args,
+        )
+        events = _rows(conn, "events", "ts, level, kind, message", "level != 'info'", [], where, args)
+        warned = f"{where} and" if where else "where"
+        (warnings,) = conn.execute(
+            f"select count(*) from events {warned} level in ('warning', 'error')", args
+        ).fetchone()
         runs = [
             dict(r)
             for r in conn.execute(
@@ -91,7 +177,33 @@ def load_log(
                 [run_id] if run_id is not None else [],
             )
         ]
-    return LogData(runs, cycles, orders, events)
+    span = (first and first[0], last and last[0])
+    return LogData(runs, cycles, span, orders, trips, events, warnings)
+
+
+def _cycle_columns(conn: sqlite3.Connection, where: str, args: list[Any]) -> CycleColumns:
+    cursor = conn.execute(_CYCLE_QUERY.format(where=where), args)
+    chunks = []
+    while rows := cursor.fetchmany(CHUNK_ROWS):
+        chunks.append(np.array(rows, dtype=float))  # None becomes NaN
+    return CycleColumns.of(np.concatenate(chunks)) if chunks else CycleColumns.empty()
+
+
+def _rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: str,
+    condition: str,
+    condition_args: list[Any],
+    where: str = "",
+    args: list[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``table`` meeting ``condition`` (and the filters), the last :data:`LAST_ROWS` unless
+    it is the orders, in log order."""
+    clause = f"{where} and {condition}" if where else f"where {condition}"
+    limit = "" if table == "orders" else f" limit {LAST_ROWS}"
+    query = f"select {columns} from {table} {clause} order by id desc{limit}"
+    return [dict(r) for r in conn.execute(query, [*(args or []), *condition_args])][::-1]
 
 
 def _filters(since: str | None, until: str | None, run_id: int | None) -> tuple[str, list[Any]]:
@@ -103,33 +215,25 @@ def _filters(since: str | None, until: str | None, run_id: int | None) -> tuple[
     return ("where " + " and ".join(clauses)) if clauses else "", args
 
 
-def _rows(conn: sqlite3.Connection, table: str, cycle_ids: list[int]) -> list[dict[str, Any]]:
-    return [
-        dict(r)
-        for r in conn.execute(
-            f"select * from {table} where cycle_id between ? and ? order by id",
-            [min(cycle_ids), max(cycle_ids)],
-        )
-    ]
-
-
 def summarize(data: LogData) -> Summary:
-    good = [c for c in data.cycles if c["action"] != "ERROR" and c["equity_usd"] is not None]
-    banded = [c for c in good if c["band_low"] is not None and c["signed_leverage"] is not None]
-    inside = sum(1 for c in banded if c["band_low"] <= c["signed_leverage"] <= c["band_high"])
-    index_of = {c["id"]: c["index_price"] for c in data.cycles}
+    c = data.cycles
+    good = c.good
+    equity = c["equity_usd"][good]
+    band_low, band_high, lev = (c[k][good] for k in ("band_low", "band_high", "signed_leverage"))
+    banded = ~np.isnan(band_low) & ~np.isnan(lev)
+    inside = int(np.count_nonzero((band_low <= lev) & (lev <= band_high) & banded))
+    index_of = dict(zip(c.id.tolist(), c["index_price"].tolist(), strict=True))
     filled = [o for o in data.orders if o["status"] == "filled"]
     turnover = sum(json.loads(o["request"] or "{}").get("notional_usd", 0.0) for o in filled)
-    fees = sum((o["fee_coin"] or 0.0) * (index_of.get(o["cycle_id"]) or 0.0) for o in filled)
-    equity = np.array([c["equity_usd"] for c in good], dtype=float)
+    fees = sum((o["fee_coin"] or 0.0) * _number(index_of.get(o["cycle_id"])) for o in filled)
     return Summary(
-        cycles=len(data.cycles),
-        failed_cycles=len(data.cycles) - len(good),
-        runs=len({c["run_id"] for c in data.cycles}),
-        start=data.cycles[0]["ts"] if data.cycles else None,
-        end=data.cycles[-1]["ts"] if data.cycles else None,
-        share_in_band=inside / len(banded) if banded else None,
-        rebalances=sum(1 for c in good if c["action"] in ("REBALANCE", "REDUCE")),
+        cycles=len(c),
+        failed_cycles=int(np.count_nonzero(~good)),
+        runs=int(np.unique(c.run_id).size),
+        start=data.span[0],
+        end=data.span[1],
+        share_in_band=inside / int(np.count_nonzero(banded)) if banded.any() else None,
+        rebalances=int(np.count_nonzero(c.rebalance & good)),
         orders_filled=len(filled),
         orders_rejected=sum(1 for o in data.orders if o["status"] == "rejected"),
         orders_recommended=sum(1 for o in data.orders if o["status"] == "recommended"),
@@ -138,18 +242,20 @@ def summarize(data: LogData) -> Summary:
         max_drawdown=float(np.max(1.0 - equity / np.maximum.accumulate(equity))) if equity.size else None,
         equity_start_usd=float(equity[0]) if equity.size else None,
         equity_end_usd=float(equity[-1]) if equity.size else None,
-        realised_vol_equity=_realised_vol(good),
-        target_vol_equity=_target_vol(good),
-        guard_trips=sum(1 for c in good if _guard_trip(c)),
-        warnings=sum(1 for e in data.events if e["level"] in ("warning", "error")),
+        realised_vol_equity=_realised_vol(c.t_s[good], equity),
+        target_vol_equity=_target_vol(c["target_leverage"][good], c["sigma_hat"][good]),
+        guard_trips=int(np.count_nonzero(c.guard_trip & good)),
+        warnings=data.warnings,
     )
 
 
-def _realised_vol(cycles: list[dict[str, Any]]) -> float | None:
-    if len(cycles) < 3:
+def _number(value: float | None) -> float:
+    return 0.0 if value is None or value != value else value  # NULL (None, NaN) counts as 0
+
+
+def _realised_vol(times: np.ndarray, equity: np.ndarray) -> float | None:
+    if equity.size < 3:
         return None
-    equity = np.array([c["equity_usd"] for c in cycles], dtype=float)
-    times = np.array([datetime.fromisoformat(c["ts"]).timestamp() for c in cycles])
     step = float(np.median(np.diff(times)))
     if step <= 0:
         return None
@@ -157,18 +263,10 @@ def _realised_vol(cycles: list[dict[str, Any]]) -> float | None:
     return float(np.std(returns, ddof=1) * math.sqrt(365 * 86400 / step))
 
 
-def _target_vol(cycles: list[dict[str, Any]]) -> float | None:
-    values = [
-        abs(c["target_leverage"]) * c["sigma_hat"]
-        for c in cycles
-        if c["target_leverage"] is not None and c["sigma_hat"] is not None
-    ]
-    return float(np.median(values)) if values else None
-
-
-def _guard_trip(cycle: dict[str, Any]) -> bool:
-    reason = (cycle["reason"] or "").lower()
-    return cycle["action"] == "HALT" or cycle["state"] == "REDUCING" or any(w in reason for w in GUARD_WORDS)
+def _target_vol(target: np.ndarray, sigma: np.ndarray) -> float | None:
+    values = np.abs(target) * sigma
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else None
 
 
 # --------------------------------------------------------------------- plots and the page
@@ -181,18 +279,17 @@ def plot(data: LogData, out: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    every = [c for c in data.cycles if c["action"] != "ERROR" and c["equity_usd"] is not None]
-    if not every:
+    c = data.cycles
+    every = np.flatnonzero(c.good)
+    if not every.size:
         return {}
     # a line needs no more points than a plot has pixels: thin long logs, keep every rebalance
-    stride = max(1, len(every) // MAX_PLOT_POINTS)
-    good = [c for i, c in enumerate(every) if i % stride == 0 or c["action"] in ("REBALANCE", "REDUCE")]
-    t = np.array(
-        [datetime.fromisoformat(c["ts"]).replace(tzinfo=None) for c in good]
-    )  # UTC, naive for matplotlib
+    stride = max(1, every.size // MAX_PLOT_POINTS)
+    kept = every[(np.arange(every.size) % stride == 0) | c.rebalance[every]]
+    t = (c.t_s[kept] * 1e6).astype("datetime64[us]")  # UTC
 
     def col(name: str) -> np.ndarray:
-        return np.array([np.nan if c[name] is None else c[name] for c in good], dtype=float)
+        return c[name][kept]
 
     paths: dict[str, Path] = {}
     fig, ax = plt.subplots(figsize=(11, 4))
@@ -201,7 +298,7 @@ def plot(data: LogData, out: Path) -> dict[str, Path]:
     )
     ax.plot(t, col("target_leverage"), color="tab:green", lw=1, label="target L*")
     ax.plot(t, col("signed_leverage"), color="tab:blue", lw=1.2, label="leverage L")
-    trades = [i for i, c in enumerate(good) if c["action"] in ("REBALANCE", "REDUCE")]
+    trades = c.rebalance[kept]
     ax.scatter(t[trades], col("signed_leverage")[trades], color="tab:red", s=14, zorder=3, label="rebalance")
     ax.set_title("Effective leverage against the target band")
     ax.legend(loc="best", fontsize=8)
@@ -254,7 +351,9 @@ def plot(data: LogData, out: Path) -> dict[str, Path]:
 
 def _save(fig: Any, path: Path) -> Path:
     fig.autofmt_xdate()
-    fig.tight_layout()
+    # fixed margins (room for the rotated dates and a twin axis): a tight layout would draw every
+    # figure twice, and on a long log laying out the date ticks is most of the report's time
+    fig.subplots_adjust(left=0.08, right=0.88, bottom=0.2, top=0.88, hspace=0.4, wspace=0.3)
     fig.savefig(path, dpi=90)
     return path
 
@@ -271,7 +370,7 @@ def write_report(
     summary = summarize(data)
     plots = plot(data, out)
     parts = [f"<h1>{html.escape(title)}</h1>"]
-    if not data.cycles:
+    if not len(data.cycles):
         parts.append(
             "<p>The decision log has no cycles yet (empty, or the run stopped before its first cycle).</p>"
         )
@@ -305,27 +404,12 @@ def write_report(
                         "error",
                     )
                 }
-                for o in data.orders[-500:]
+                for o in data.orders[-LAST_ROWS:]
             ],
         )
     )
-    trips = [c for c in data.cycles if c["action"] == "ERROR" or _guard_trip(c)]
-    parts.append(
-        _table(
-            "Guard trips and failed cycles",
-            [{k: c[k] for k in ("n", "ts", "state", "action", "reason")} for c in trips[-500:]],
-        )
-    )
-    parts.append(
-        _table(
-            "Events (warnings and errors)",
-            [
-                {k: e[k] for k in ("ts", "level", "kind", "message")}
-                for e in data.events
-                if e["level"] != "info"
-            ][-500:],
-        )
-    )
+    parts.append(_table("Guard trips and failed cycles", data.trips))
+    parts.append(_table("Events (warnings and errors)", data.events))
     page = out / "report.html"
     page.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
     return page

@@ -43,20 +43,20 @@ def options_advice(
     lot_sizes: Mapping[str, float] | None = None,
 ) -> tuple[Advice, ...]:
     lots = dict(lot_sizes or {})
-    rows = {r.name: r for r in report.book.positions}
     advice: list[Advice] = []
-    for metric, unit, total, limit, per_position in (
+    for metric, unit, total, limit, field in (
         (
             "dollar gamma",
             "USD per 1 %",
             report.dollar_gamma_usd,
             limits.max_dollar_gamma_usd,
-            lambda name: rows[name].dollar_gamma_usd,
+            "dollar_gamma_usd",
         ),
-        ("vega", "USD per vol point", report.vega_usd, limits.max_vega_usd, lambda name: rows[name].vega_usd),
+        ("vega", "USD per vol point", report.vega_usd, limits.max_vega_usd, "vega_usd"),
     ):
         if limit is not None and abs(total) > limit:
-            advice += _cut(metric, unit, total, limit, per_position, rows_sizes(report), lots)
+            values = by_position(report, field)
+            advice += _cut(metric, unit, total, limit, values.__getitem__, by_position(report, "size"), lots)
     if limits.max_worst_loss_fraction is not None and report.worst_scenario is not None:
         limit_usd = limits.max_worst_loss_fraction * report.equity_usd
         loss = -report.worst_scenario.weighted_pnl_usd
@@ -68,14 +68,16 @@ def options_advice(
                 -loss,
                 limit_usd,
                 lambda name: contribution.get(name, 0.0),
-                rows_sizes(report),
+                by_position(report, "size"),
                 lots,
             )
     return tuple(advice)
 
 
-def rows_sizes(report: RiskReport) -> dict[str, float]:
-    return {r.name: r.size for r in report.book.positions}
+def by_position(report: RiskReport, field: str) -> dict[str, float]:
+    """One column of the book's position greeks (``"size"``, ``"vega_usd"`` …) by instrument name."""
+    columns = report.book.columns
+    return dict(zip(columns.name, getattr(columns, field).tolist(), strict=True))
 
 
 def _cut(

@@ -22,16 +22,15 @@ implied vol interpolated in total variance), ``index`` (the venue's volatility i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, itemgetter
 
-import numpy as np
-
-from controller.risk.scenarios import Revaluation, ScenarioResult, deribit_pm_grid, span_grid
+from controller.risk.scenarios import Revaluation, ScenarioResult, risk_grid
 from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
 from controller.venues import AccountSnapshot
-from pricing import BookGreeks, Position, book_greeks
+from pricing import BookGreeks, book_greeks
 
 SIGMA_SOURCES = ("chain", "index", "constant")
 
@@ -109,7 +108,7 @@ class RiskReport:
     stress_move: float | None
     gross_leverage: float
     margin_ratio: float
-    scenarios: tuple[ScenarioResult, ...]
+    scenarios: Sequence[ScenarioResult]
     worst_scenario: ScenarioResult | None
     liquidation_move: float | None
     greeks_divergence: tuple[GreeksCheck, ...]
@@ -137,12 +136,8 @@ def assess(
             f"account equity is {snapshot.equity_coin:g} {cur}: leverage cannot be measured or controlled "
             "until equity is positive"
         )
-    positions = [
-        Position(p.instrument, p.size, p.mark_price, p.underlying_price, p.mark_iv)
-        for p in snapshot.positions
-    ]
     book = book_greeks(
-        positions,
+        snapshot.positions,
         as_of=as_of,
         index_prices={cur: index},
         collateral={cur: snapshot.equity_coin},
@@ -163,20 +158,25 @@ def assess(
     reval = Revaluation(
         snapshot.positions, index=index, equity_coin=snapshot.equity_coin, as_of=as_of, rate=settings.rate
     )
-    grid = deribit_pm_grid(vol_shift=settings.pm_vol_shift) + span_grid(
-        price_range=settings.span_price_range,
-        vol_range=settings.span_vol_range,
-        extreme_cover=settings.span_extreme_cover,
-    )
-    scenarios = reval.run(grid)
     leverage = abs(coin.delta_usd) / equity_usd
     stress_move = (
         None
         if sigma_hat is None
         else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
     )
+    grid = risk_grid(
+        pm_vol_shift=settings.pm_vol_shift,
+        span_price_range=settings.span_price_range,
+        span_vol_range=settings.span_vol_range,
+        span_extreme_cover=settings.span_extreme_cover,
+    )
+    figures = reval.figures(
+        grid,
+        stress_move=stress_move,
+        equity_usd=equity_usd,
+        maintenance_margin_coin=snapshot.maintenance_margin_coin,
+    )
     age, oldest, ahead, newest = _data_age(snapshot, now)
-    worst = min(scenarios, key=lambda r: r.weighted_pnl_usd) if scenarios else None
     report = RiskReport(
         as_of=as_of,
         currency=cur,
@@ -198,33 +198,22 @@ def assess(
         leverage=leverage,
         signed_leverage=coin.delta_usd / equity_usd,
         leverage_iv=None if sigma_hat is None else leverage * sigma_hat / settings.reference_vol,
-        leverage_stress=None
-        if stress_move is None
-        else reval.stressed_leverage(move=stress_move, equity_usd=equity_usd),
+        leverage_stress=figures.stressed_leverage,
         stress_move=stress_move,
         gross_leverage=book.notional_usd / equity_usd,
         margin_ratio=snapshot.margin_ratio,
-        scenarios=scenarios,
-        worst_scenario=worst,
-        liquidation_move=reval.liquidation_move(snapshot.maintenance_margin_coin),
+        scenarios=figures.scenarios,
+        worst_scenario=figures.worst,
+        liquidation_move=figures.liquidation_move,
         greeks_divergence=_greeks_divergence(snapshot, book, settings),
         data_age_s=age,
         oldest_figure=oldest,
         data_ahead_s=ahead,
         newest_figure=newest,
         problems=tuple(problems),
-        worst_contributions={} if worst is None else _contributions(reval, worst),
+        worst_contributions=figures.worst_contributions,
     )
     return report, new_vol
-
-
-def _contributions(reval: Revaluation, worst: ScenarioResult) -> dict[str, float]:
-    """Each position's (weighted) P&L in the worst scenario: what the worst-loss advice cuts."""
-    s = worst.scenario
-    options, others = reval.contributions(np.array([s.price_move]), np.array([s.vol_shift]))
-    values = dict(zip(reval.option_names, options[0] * s.weight, strict=True))
-    values.update(zip(reval.other_names, others[0] * s.weight, strict=True))
-    return {name: float(v) for name, v in values.items()}
 
 
 def _sigma(
@@ -254,13 +243,17 @@ def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str, flo
     ``now`` is the exchange's clock (the loop passes the snapshot's server time), so a local clock
     that runs fast or slow neither ages good data nor hides stale data.
     """
-    figures = {"index": snapshot.index_observed_at, "hedge ticker": snapshot.hedge.observed_at}
-    figures.update({f"position {p.name}": p.observed_at for p in snapshot.positions})
+    figures = [("index", snapshot.index_observed_at), ("hedge ticker", snapshot.hedge.observed_at)]
+    if snapshot.positions:
+        oldest_position = min(snapshot.positions, key=attrgetter("observed_at"))  # the first of the oldest
+        newest_position = max(snapshot.positions, key=attrgetter("observed_at"))
+        figures.append((f"position {oldest_position.name}", oldest_position.observed_at))
+        figures.append((f"position {newest_position.name}", newest_position.observed_at))
     if snapshot.chain:
-        figures["option chain"] = min(c.observed_at for c in snapshot.chain)
-        figures["option chain (newest)"] = max(c.observed_at for c in snapshot.chain)
-    name, oldest = min(figures.items(), key=lambda item: item[1])
-    newest_name, newest = max(figures.items(), key=lambda item: item[1])
+        figures.append(("option chain", min(c.observed_at for c in snapshot.chain)))
+        figures.append(("option chain (newest)", max(c.observed_at for c in snapshot.chain)))
+    name, oldest = min(figures, key=itemgetter(1))
+    newest_name, newest = max(figures, key=itemgetter(1))
     return (
         max((now - oldest).total_seconds(), 0.0),
         name,
@@ -272,13 +265,13 @@ def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str, flo
 def _greeks_divergence(
     snapshot: AccountSnapshot, book: BookGreeks, settings: RiskSettings
 ) -> tuple[GreeksCheck, ...]:
-    ours = {r.name: r for r in book.positions}
+    ours = dict(zip(book.columns.name, book.columns.delta.tolist(), strict=True))
     flagged = []
     for p in snapshot.positions:
         theirs = p.exchange_greeks.delta
         if theirs is None or p.name not in ours:
             continue
-        model = ours[p.name].delta
+        model = ours[p.name]
         if abs(model - theirs) > settings.greeks_abs_tol + settings.greeks_rel_tol * abs(model):
             flagged.append(GreeksCheck(p.name, model, theirs))
     return tuple(flagged)

@@ -167,9 +167,13 @@ def decide(
 ) -> tuple[Decision, PolicyState]:
     """The decision for this cycle, and the policy state to carry to the next."""
     peak = max(state.peak_equity_usd or 0.0, report.equity_usd)
-    new_state = replace(state, peak_equity_usd=peak)
-    if report.data_age_s <= guards.max_data_age_s:
-        new_state = replace(new_state, last_index=report.index_price)
+    fresh = report.data_age_s <= guards.max_data_age_s
+    new_state = PolicyState(  # built directly: dataclasses.replace costs more than the policy itself
+        peak_equity_usd=peak,
+        halted_reason=state.halted_reason,
+        last_rebalance_at=state.last_rebalance_at,
+        last_index=report.index_price if fresh else state.last_index,
+    )
     target, low, high = _band(report, settings)
     reducing = report.margin_ratio > guards.max_margin_ratio
     blank = Decision(

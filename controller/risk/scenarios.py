@@ -24,11 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from controller.risk.liquidation import DEFAULT_MAX_DOWN, DEFAULT_MAX_UP, first_crossing, scan
 from controller.venues import PositionSnapshot
-from pricing import Option, Settlement, black_price, year_fraction
+from pricing import Option, ScenarioPricer, Settlement, year_fraction
 
 DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)
 
@@ -41,8 +44,7 @@ class Scenario:
     weight: float = 1.0  # SPAN's extreme moves count at the cover fraction
 
 
-@dataclass(frozen=True)
-class ScenarioResult:
+class ScenarioResult(NamedTuple):  # a tuple: dozens are made every cycle
     scenario: Scenario
     pnl_usd: float  # unweighted
 
@@ -87,8 +89,80 @@ def span_grid(
     return tuple(grid)
 
 
+@dataclass(frozen=True, eq=False)
+class ScenarioGrid:
+    """Scenarios with their price moves, vol shifts and weights as arrays, ready for revaluation."""
+
+    scenarios: tuple[Scenario, ...]
+    price_moves: np.ndarray
+    vol_shifts: np.ndarray
+    weights: np.ndarray
+
+    @staticmethod
+    def of(scenarios: Sequence[Scenario]) -> ScenarioGrid:
+        return ScenarioGrid(
+            tuple(scenarios),
+            np.array([s.price_move for s in scenarios], dtype=float),
+            np.array([s.vol_shift for s in scenarios], dtype=float),
+            np.array([s.weight for s in scenarios], dtype=float),
+        )
+
+
+class ScenarioResults(Sequence[ScenarioResult]):
+    """A grid's results, made on demand from its P&L array (dozens per cycle, rarely all read)."""
+
+    __slots__ = ("_pnl", "_scenarios")
+
+    def __init__(self, scenarios: tuple[Scenario, ...], pnl_usd: list[float]) -> None:
+        self._scenarios, self._pnl = scenarios, pnl_usd
+
+    def __len__(self) -> int:
+        return len(self._scenarios)
+
+    @overload
+    def __getitem__(self, i: int) -> ScenarioResult: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[ScenarioResult, ...]: ...
+    def __getitem__(self, i: int | slice) -> ScenarioResult | tuple[ScenarioResult, ...]:
+        if isinstance(i, slice):
+            return tuple(map(ScenarioResult, self._scenarios[i], self._pnl[i]))
+        return ScenarioResult(self._scenarios[i], self._pnl[i])
+
+
+@dataclass(frozen=True)
+class RevaluationFigures:
+    """What the risk report takes from full revaluation (:meth:`Revaluation.figures`)."""
+
+    scenarios: Sequence[ScenarioResult]
+    worst: ScenarioResult | None  # the lowest weighted P&L, the first of equals
+    worst_contributions: dict[str, float]  # each position's weighted P&L in it (USD)
+    stressed_leverage: float | None
+    liquidation_move: float | None
+
+
+@lru_cache(maxsize=16)
+def risk_grid(
+    *, pm_vol_shift: float, span_price_range: float, span_vol_range: float, span_extreme_cover: float
+) -> ScenarioGrid:
+    """Deribit's portfolio-margin grid then CME SPAN's 16 scenarios, built once per setting."""
+    return ScenarioGrid.of(
+        deribit_pm_grid(vol_shift=pm_vol_shift)
+        + span_grid(price_range=span_price_range, vol_range=span_vol_range, extreme_cover=span_extreme_cover)
+    )
+
+
 class Revaluation:
-    """A book ready to be revalued: positions as arrays, with the account's collateral."""
+    """A book ready to be revalued: positions as arrays, with the account's collateral.
+
+    Options are checked and prepared once (:class:`pricing.ScenarioPricer`): every revaluation
+    after that is one price-only pass over (scenarios × options).  In USD at the shocked index
+    ``S' = S·f``, with ``f = 1 + move`` and ``F' = F·f``, a position's P&L is
+
+    * an inverse option: ``size·(p'/F' − p/F)·S' = size·(S/F)·(p' − p·f)``;
+    * a linear option: ``size·(p' − p)``;
+    * an inverse future of ``size_usd`` at mark ``M``: ``size_usd·(1/M − 1/M')·S' = size_usd·(S/M)·(f − 1)``;
+    * a linear future: ``size·M·(f − 1)``.
+    """
 
     def __init__(
         self,
@@ -105,85 +179,104 @@ class Revaluation:
         self.index = index
         self.equity_coin = equity_coin
         self.coin_margined = coin_margined
-        self.rate = rate
         options = [p for p in positions if isinstance(p.instrument, Option)]
         others = [p for p in positions if not isinstance(p.instrument, Option)]
         self.option_names = [p.name for p in options]
         self.other_names = [p.name for p in others]
-        contracts = [p.instrument for p in options if isinstance(p.instrument, Option)]
-        self._opt_size = np.array([p.size for p in options], dtype=float)
-        self._opt_strike = np.array([o.strike for o in contracts], dtype=float)
-        self._opt_t = np.array(
-            [max(year_fraction(start=as_of, end=o.expiry), 0.0) for o in contracts], dtype=float
-        )
-        self._opt_fwd = np.array(
-            [_required(p.underlying_price, p.name, "underlying_price") for p in options], dtype=float
-        )
-        self._opt_vol = np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options], dtype=float)
-        self._opt_call = np.array([o.is_call for o in contracts], dtype=np.bool_)
-        self._opt_inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
-        self._fut_size = np.array([p.size for p in others], dtype=float)
-        self._fut_mark = np.array([p.mark_price for p in others], dtype=float)
-        self._fut_inverse = np.array(
-            [p.instrument.settlement is Settlement.INVERSE for p in others], dtype=bool
-        )
-        self._opt_base = self._option_prices(np.ones(1), np.ones(1))[0]
+        self._pricer: ScenarioPricer | None = None
+        if options:
+            self._prepare_options(options, as_of=as_of, rate=rate)
+        size = np.array([p.size for p in others], dtype=float)
+        mark = np.array([p.mark_price for p in others], dtype=float)
+        inverse = np.array([p.instrument.settlement is Settlement.INVERSE for p in others], dtype=bool)
+        self._fut_size, self._fut_mark, self._fut_inverse = size, mark, inverse
+        self._fut_coef = np.where(inverse, size * index / mark, size * mark)  # USD P&L per unit of (f − 1)
+        self._fut_coef_sum = float(self._fut_coef.sum())
 
-    def _option_prices(self, price_factor: np.ndarray, vol_factor: np.ndarray) -> np.ndarray:
-        """Black-76 USD prices, shape (scenarios, options)."""
-        if self._opt_size.size == 0:
-            return np.zeros((price_factor.size, 0))
-        return np.asarray(
-            black_price(
-                forward=self._opt_fwd[None, :] * price_factor[:, None],
-                strike=self._opt_strike[None, :],
-                t_years=self._opt_t[None, :],
-                vol=self._opt_vol[None, :] * vol_factor[:, None],
-                is_call=self._opt_call[None, :],
-                rate=self.rate,
-            )
+    def _prepare_options(self, options: list[PositionSnapshot], *, as_of: datetime, rate: float) -> None:
+        contracts: list[Option] = [p.instrument for p in options]  # type: ignore[misc]
+        years: dict[datetime, float] = {}  # a book has few expiries
+        for o in contracts:
+            if o.expiry not in years:
+                years[o.expiry] = max(year_fraction(start=as_of, end=o.expiry), 0.0)
+        forward = np.array([_required(p.underlying_price, p.name, "underlying_price") for p in options])
+        self._pricer = ScenarioPricer(
+            forward=forward,
+            strike=np.array([o.strike for o in contracts], dtype=float),
+            t_years=np.array([years[o.expiry] for o in contracts]),
+            vol=np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options]),
+            is_call=np.array([o.is_call for o in contracts], dtype=np.bool_),
+            rate=rate,
         )
+        size = np.array([p.size for p in options], dtype=float)
+        self._opt_inverse = np.array([o.settlement is Settlement.INVERSE for o in contracts], dtype=np.bool_)
+        self._opt_coef = np.where(self._opt_inverse, size * self.index / forward, size)
+        self._opt_base: np.ndarray | None = None  # priced with the first revaluation, in the same pass
+
+    def _factors(self, price_moves: ArrayLike, vol_shifts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        f = 1.0 + np.atleast_1d(np.asarray(price_moves, dtype=float))
+        v = 1.0 + np.atleast_1d(np.asarray(vol_shifts, dtype=float))
+        if not (f.min(initial=1.0) > 0 and v.min(initial=1.0) >= 0):
+            raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
+        return f, v
+
+    def _option_price_changes(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
+        """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options); factors checked."""
+        assert self._pricer is not None
+        if self._opt_base is None:  # the base prices: a first row of the same pricing pass
+            v = None if v is None else np.concatenate([[1.0], v])
+            prices = self._pricer.prices_of_valid(np.concatenate([[1.0], f]), v)
+            base = prices[0]
+            self._opt_base = base.copy()
+            self._opt_base_inverse = np.where(self._opt_inverse, base, 0.0)  # subtracted as p·f
+            self._opt_base_linear = (
+                None if self._opt_inverse.all() else np.where(self._opt_inverse, 0.0, base)
+            )
+            change = prices[1:]
+        else:
+            change = self._pricer.prices_of_valid(f, v)
+        change -= np.multiply.outer(f, self._opt_base_inverse)
+        if self._opt_base_linear is not None:
+            change -= self._opt_base_linear
+        return change
 
     def contributions(self, price_moves: np.ndarray, vol_shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-position P&L (USD at the shocked index): arrays (scenarios, options), (scenarios, others)."""
-        f = 1.0 + np.asarray(price_moves, dtype=float)
-        v = 1.0 + np.asarray(vol_shifts, dtype=float)
-        if np.any(f <= 0) or np.any(v < 0):
-            raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
-        s_new = self.index * f[:, None]
-        if self._opt_size.size:
-            prices = self._option_prices(f, v)
-            fwd_new = self._opt_fwd[None, :] * f[:, None]
-            opt_coin = self._opt_size * (prices / fwd_new - self._opt_base / self._opt_fwd)
-            opt_usd = self._opt_size * (prices - self._opt_base)
-            options = np.where(self._opt_inverse, opt_coin * s_new, opt_usd)
-        else:
+        f, v = self._factors(price_moves, vol_shifts)
+        if self._pricer is None:
             options = np.zeros((f.size, 0))
-        mark_new = self._fut_mark[None, :] * f[:, None]
-        fut_coin = self._fut_size * (1.0 / self._fut_mark - 1.0 / mark_new)
-        fut_usd = self._fut_size * (mark_new - self._fut_mark)
-        others = np.where(self._fut_inverse, fut_coin * s_new, fut_usd)
-        return options, others
+        else:
+            options = self._option_price_changes(f, v)
+            options *= self._opt_coef
+        return options, np.multiply.outer(f - 1.0, self._fut_coef)
+
+    def _positions_pnl(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
+        """Σ of every position's P&L (USD) per scenario (``v`` None: volatility unchanged)."""
+        total = (f - 1.0) * self._fut_coef_sum
+        if self._pricer is not None:
+            total += self._option_price_changes(f, v) @ self._opt_coef
+        return total
 
     def pnl_usd(
         self, price_moves: Sequence[float] | np.ndarray, vol_shifts: Sequence[float] | np.ndarray
     ) -> np.ndarray:
         """Change of account equity in USD for each scenario."""
-        moves = np.asarray(price_moves, dtype=float)
-        options, others = self.contributions(moves, np.asarray(vol_shifts, dtype=float))
-        collateral = self.equity_coin * self.index * moves if self.coin_margined else np.zeros_like(moves)
-        return collateral + options.sum(axis=1) + others.sum(axis=1)
+        f, v = self._factors(price_moves, vol_shifts)
+        collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
+        return collateral + self._positions_pnl(f, v)
 
     def equity_coin_at(self, price_moves: np.ndarray) -> np.ndarray:
         """Equity in coin after a price move (volatility unchanged)."""
-        moves = np.asarray(price_moves, dtype=float)
-        options, others = self.contributions(moves, np.zeros_like(moves))
-        s_new = self.index * (1.0 + moves)
-        return self.equity_coin + (options.sum(axis=1) + others.sum(axis=1)) / s_new
+        f, _ = self._factors(price_moves, 0.0)
+        return self._equity_coin(f)
 
-    def run(self, scenarios: Sequence[Scenario]) -> tuple[ScenarioResult, ...]:
-        pnl = self.pnl_usd([s.price_move for s in scenarios], [s.vol_shift for s in scenarios])
-        return tuple(ScenarioResult(s, float(p)) for s, p in zip(scenarios, pnl, strict=True))
+    def _equity_coin(self, f: np.ndarray) -> np.ndarray:
+        return self.equity_coin + self._positions_pnl(f, None) / (self.index * f)
+
+    def run(self, scenarios: Sequence[Scenario] | ScenarioGrid) -> tuple[ScenarioResult, ...]:
+        grid = scenarios if isinstance(scenarios, ScenarioGrid) else ScenarioGrid.of(scenarios)
+        pnl = self.pnl_usd(grid.price_moves, grid.vol_shifts)
+        return tuple(ScenarioResult(s, p) for s, p in zip(grid.scenarios, pnl.tolist(), strict=True))
 
     def stressed_leverage(self, *, move: float, equity_usd: float) -> float:
         """``max(loss(+m), loss(−m)) / (E · m)`` with ``loss = max(−P&L, 0)``: leverage with convexity.
@@ -195,8 +288,80 @@ class Revaluation:
         up, down = self.pnl_usd([move, -move], [0.0, 0.0])
         return max(-up, -down, 0.0) / (equity_usd * move)
 
+    def figures(
+        self,
+        grid: ScenarioGrid,
+        *,
+        stress_move: float | None,
+        equity_usd: float,
+        maintenance_margin_coin: float,
+    ) -> RevaluationFigures:
+        """The grid, its worst scenario with each position's share, the stressed leverage and the
+        liquidation move (default range), from one pricing pass over all their scenarios.
+
+        The same figures as :meth:`run`, :meth:`contributions`, :meth:`stressed_leverage` and
+        :meth:`liquidation_move`; only the work is shared.
+        """
+        stress = () if stress_move is None else (stress_move, -stress_move)
+        sides, scanned_moves = scan(DEFAULT_MAX_UP, DEFAULT_MAX_DOWN)
+        searched = self._pricer is not None and self.equity_coin > maintenance_margin_coin
+        moves = np.concatenate([grid.price_moves, stress, scanned_moves if searched else ()])
+        shifts = np.concatenate([grid.vol_shifts, np.zeros(moves.size - grid.vol_shifts.size)])
+        f, v = self._factors(moves, shifts)
+        options = None if self._pricer is None else self._option_price_changes(f, v)
+        positions_pnl = (f - 1.0) * self._fut_coef_sum
+        if options is not None:
+            positions_pnl += options @ self._opt_coef
+        collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
+        pnl = collateral + positions_pnl
+        size, n_stress = len(grid.scenarios), len(stress)
+        results = ScenarioResults(grid.scenarios, pnl[:size].tolist())
+        worst = int(np.argmin(pnl[:size] * grid.weights)) if size else None
+        contributions: dict[str, float] = {}
+        if worst is not None:
+            weight = grid.scenarios[worst].weight
+            if options is not None:
+                contributions.update(
+                    zip(self.option_names, (options[worst] * self._opt_coef * weight).tolist(), strict=False)
+                )
+            futures = (f[worst] - 1.0) * self._fut_coef * weight
+            contributions.update(zip(self.other_names, futures.tolist(), strict=False))
+        stressed = None
+        if stress_move is not None:
+            up, down = pnl[size : size + n_stress].tolist()
+            stressed = max(-up, -down, 0.0) / (equity_usd * stress_move)
+        if searched:
+            equity = self.equity_coin + positions_pnl[size + n_stress :] / (self.index * f[size + n_stress :])
+            liquidation = self._first_crossing(
+                maintenance_margin_coin, sides=sides, scanned=equity - maintenance_margin_coin
+            )
+        else:
+            liquidation = self.liquidation_move(maintenance_margin_coin)
+        return RevaluationFigures(
+            results, None if worst is None else results[worst], contributions, stressed, liquidation
+        )
+
+    def _shares(self, f: float, options: np.ndarray | None, row: int, scenario: Scenario) -> dict[str, float]:
+        """Each position's weighted P&L in one scenario, from its row of the option price changes."""
+        shares: dict[str, float] = {}
+        if options is not None:
+            shares.update(
+                zip(
+                    self.option_names,
+                    (options[row] * self._opt_coef * scenario.weight).tolist(),
+                    strict=False,
+                )
+            )
+        futures = (f - 1.0) * self._fut_coef * scenario.weight
+        shares.update(zip(self.other_names, futures.tolist(), strict=False))
+        return shares
+
     def liquidation_move(
-        self, maintenance_margin_coin: float, *, max_up: float = 9.0, max_down: float = -0.99
+        self,
+        maintenance_margin_coin: float,
+        *,
+        max_up: float = DEFAULT_MAX_UP,
+        max_down: float = DEFAULT_MAX_DOWN,
     ) -> float | None:
         """The smallest price move that brings equity (coin) down to the maintenance margin.
 
@@ -204,7 +369,9 @@ class Revaluation:
         exchange it moves with the positions' notional).  None when no move in
         ``[max_down, max_up]`` gets there; 0 when the account is already at or below it.
         """
-        if self._opt_size.size == 0:
+        if not -1.0 < max_down < 0.0 < max_up:
+            raise ValueError(f"need -1 < max_down < 0 < max_up, got {max_down}, {max_up}")
+        if self._pricer is None:
             if self.equity_coin <= maintenance_margin_coin:
                 return 0.0
             return self._linear_liquidation_move(maintenance_margin_coin, max_up=max_up, max_down=max_down)
@@ -213,43 +380,16 @@ class Revaluation:
     def _searched_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float
     ) -> float | None:
-        """A scan of both sides for the first crossing, then vectorised multisection.
+        sides, points = scan(max_up, max_down)
+        scanned = self._equity_coin(1.0 + points) - maintenance_margin_coin
+        return self._first_crossing(maintenance_margin_coin, sides=sides, scanned=scanned)
 
-        Each round revalues the book at 65 points inside every bracket in one call (the cost of
-        a call barely depends on the number of points), shrinking the brackets 64-fold to 1e-6; a
-        last linear interpolation inside that bracket leaves an error of order its square.
-        """
-        sides = (np.geomspace(1e-4, max_up, 20), -np.geomspace(1e-4, -max_down, 20))
-        scanned = self.equity_coin_at(np.concatenate([[0.0], *sides])) - maintenance_margin_coin
-        if scanned[0] <= 0:
-            return 0.0
-        gaps = np.split(scanned[1:], 2)
-        brackets = []
-        for points, values in zip(sides, gaps, strict=True):
-            breached = np.flatnonzero(values <= 0)
-            if breached.size:
-                i = int(breached[0])
-                brackets.append((0.0 if i == 0 else float(points[i - 1]), float(points[i])))
-        if not brackets:
-            return None
-        safe = np.array([b[0] for b in brackets])
-        breach = np.array([b[1] for b in brackets])
-        steps = np.linspace(0.0, 1.0, 65)
-        for _ in range(12):
-            if np.max(np.abs(breach - safe)) < 1e-6:
-                break
-            grid = safe[:, None] + (breach - safe)[:, None] * steps[None, :]
-            over = (self.equity_coin_at(grid.ravel()) - maintenance_margin_coin).reshape(grid.shape) <= 0
-            first = np.argmax(over, axis=1)  # the grid's end is a breach, so each row has one
-            rows = np.arange(grid.shape[0])
-            safe, breach = grid[rows, np.maximum(first - 1, 0)], grid[rows, first]
-        gap_safe, gap_breach = np.split(
-            self.equity_coin_at(np.concatenate([safe, breach])) - maintenance_margin_coin, 2
+    def _first_crossing(
+        self, maintenance_margin_coin: float, *, sides: tuple[np.ndarray, np.ndarray], scanned: np.ndarray
+    ) -> float | None:
+        return first_crossing(
+            lambda f: self._equity_coin(f) - maintenance_margin_coin, sides=sides, scanned=scanned
         )
-        span = gap_safe - gap_breach
-        weight = np.divide(gap_safe, span, out=np.ones_like(span), where=span > 0)
-        moves = safe + (breach - safe) * weight
-        return float(moves[np.argmin(np.abs(moves))])
 
     def _linear_liquidation_move(
         self, maintenance_margin_coin: float, *, max_up: float, max_down: float

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -56,7 +57,11 @@ class SimExchange:
         self.book = OrderBook()
         self.listed: dict[str, Listed] = {}
         self.events: list[SimEvent] = []
-        self._quotes: dict[str, SimQuote] = {}
+        self._quotes: dict[str, SimQuote] = {}  # marks of the current market state, filled as asked for
+        self._marks_generation = 0  # counts market states: a new one clears the marks
+        self._views: tuple[tuple[int, int], list[PositionView]] | None = None
+        self._market: tuple[int, MarketState] | None = None
+        self._account: tuple[tuple[int, int], AccountView] | None = None
         perpetual = list_perpetual(self.config.listing, self.config.fees, self._now)
         self.listed[perpetual.name] = perpetual
         self._list_new_expiries()
@@ -88,13 +93,17 @@ class SimExchange:
         return self._now
 
     def market(self) -> MarketState:
+        if self._market is not None and self._market[0] == self._marks_generation:
+            return self._market[1]
         state = self.path.state_at(self._now)
-        return MarketState(
+        market = MarketState(
             time=state.time,
             index=state.index * self._price_factor,
             atm_vol=max(0.05, state.atm_vol + self._vol_shift),
             funding_8h=state.funding_8h,
         )
+        self._market = (self._marks_generation, market)  # the marks change with the market, and only then
+        return market
 
     def advance(self, seconds: float) -> None:
         self.advance_to(self._now + timedelta(seconds=seconds))
@@ -107,7 +116,7 @@ class SimExchange:
             step_to = min(self._next_event_after(self._now), target)
             self._accrue_funding(step_to)
             self._now = step_to
-            self._quotes.clear()
+            self._new_marks()
             self._settle_expired()  # lists the next expiries when one passes
             self._match_resting_orders()
             self._liquidate_if_needed()
@@ -120,9 +129,13 @@ class SimExchange:
             raise ValueError("price_factor must be positive and vol_shift finite")
         self._price_factor *= price_factor
         self._vol_shift += vol_shift
-        self._quotes.clear()
+        self._new_marks()
         self._match_resting_orders()
         self._liquidate_if_needed()
+
+    def _new_marks(self) -> None:
+        self._quotes.clear()
+        self._marks_generation += 1
 
     def _next_event_after(self, t: datetime) -> datetime:
         candidates = [t + timedelta(days=3650)]
@@ -178,8 +191,16 @@ class SimExchange:
             self.listed[listed.name] = listed
 
     # ----------------------------------------------------------------- account
-    # ----------------------------------------------------------------- account
     def position_views(self) -> list[PositionView]:
+        """Open positions with quotes, margins and greeks (cached until the wallet or the marks change)."""
+        key = (self.wallet.revision, self._marks_generation)
+        if self._views is not None and self._views[0] == key:
+            return list(self._views[1])
+        unmarked = [
+            self.listed[n] for n, b in self.positions.items() if b.size != 0.0 and n not in self._quotes
+        ]
+        if unmarked:  # one vectorised pricing for all of them, not one per position
+            self._quotes.update(self._compute_quotes(unmarked))
         views = []
         for name, book in self.positions.items():
             if book.size == 0.0:
@@ -192,9 +213,20 @@ class SimExchange:
             else:
                 delta, gamma, vega, theta = book.size / quote.mark_price, 0.0, 0.0, 0.0
             views.append(PositionView(listed, book, quote, im, mm, delta, gamma, vega, theta))
-        return views
+        self._views = (key, views)
+        return list(views)
 
     def account(self) -> AccountView:
+        """The account's figures; the positions' part is cached with the views, resting orders added."""
+        key = (self.wallet.revision, self._marks_generation)
+        if self._account is None or self._account[0] != key:
+            self._account = (key, self._positions_account())
+        account = self._account[1]
+        if not self.book.has_open():
+            return account
+        return replace(account, initial_margin=account.initial_margin + self._open_orders_margin())
+
+    def _positions_account(self) -> AccountView:
         views = self.position_views()
         upl = sum(v.book.unrealised(v.quote.mark_price) for v in views)
         options_value = sum(v.book.value(v.quote.mark_price) for v in views if v.listed.kind == "option")
@@ -203,7 +235,7 @@ class SimExchange:
         return AccountView(
             balance=self.balance,
             equity=self.balance + futures_upl + options_value,
-            initial_margin=sum(v.initial_margin for v in views) + self._open_orders_margin(),
+            initial_margin=sum(v.initial_margin for v in views),
             maintenance_margin=sum(v.maintenance_margin for v in views),
             unrealised_pnl=upl,
             realised_pnl=sum(b.realised_pnl for b in self.positions.values()),

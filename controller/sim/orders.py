@@ -111,8 +111,16 @@ class OrderBook:
         """Open orders in the order they were placed (optionally of one instrument)."""
         return [o for o in self._iter_open() if name is None or o.name == name]
 
+    def has_open(self) -> bool:
+        self._prune()
+        return bool(self._open)
+
     def _iter_open(self) -> Iterator[SimOrder]:
+        self._prune()
+        return iter(list(self._open.values()))
+
+    def _prune(self) -> None:
+        """Drop the orders that have left "open" from the index: a pass over the open ones."""
         closed = [k for k, o in self._open.items() if o.state != "open"]
         for order_id in closed:
             del self._open[order_id]
-        return iter(list(self._open.values()))

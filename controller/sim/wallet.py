@@ -33,6 +33,7 @@ class Wallet:
         self.fees_paid = 0.0
         self.funding_total = 0.0
         self.retired_pnl = 0.0  # realised P&L of positions removed by settlement
+        self.revision = 0  # counts changes: what is derived from the wallet can be cached against it
         self._trade_ids = itertools.count(1)
 
     def size(self, name: str) -> float:
@@ -52,6 +53,7 @@ class Wallet:
         now: datetime,
     ) -> SimTrade:
         """Execute ``amount`` of ``order`` at ``price`` ("T" taker or "M" maker) and record the trade."""
+        self.revision += 1
         signed = amount if order.direction == "buy" else -amount
         if listed.kind == "option":
             fee = option_fee(amount=amount, price_coin=price, params=fees)
@@ -88,12 +90,14 @@ class Wallet:
 
     def charge(self, fee: float) -> None:
         """A fee (or penalty) in coin."""
+        self.revision += 1
         self.balance -= fee
         self.fees_paid += fee
 
     def accrue_funding(
         self, listed: Mapping[str, Listed], *, index: float, funding_8h: float, seconds: float
     ) -> None:
+        self.revision += 1
         for name, book in self.positions.items():
             instrument = listed.get(name)
             if instrument is None or not instrument.is_perpetual or book.size == 0.0:
@@ -105,6 +109,7 @@ class Wallet:
 
     def settle(self, listed: Listed, index: float) -> bool:
         """Settle and remove the position in an expired instrument; False when there was none."""
+        self.revision += 1
         book = self.positions.pop(listed.name, None)
         if book is None or book.size == 0.0:
             return False

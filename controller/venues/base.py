@@ -112,7 +112,6 @@ class AccountSnapshot:
     positions: tuple[PositionSnapshot, ...]
     hedge: Quote  # the hedge perpetual's ticker
     chain: tuple[ChainQuote, ...]
-    quotes: Mapping[str, Quote]  # book-summary quotes (mark, bid, ask) of every position's instrument
     funding_rate_8h: float | None
     funding_observed_at: datetime | None
     delta_total_coin: float | None = None  # the exchange's own position delta total, if given

@@ -60,6 +60,23 @@ def optional_number(value: Any, what: str) -> float | None:
     return None if value is None else number(value, what)
 
 
+def numbers(values: list[Any], name: str | None, fields: tuple[str, ...] | list[str]) -> list[float]:
+    """Many figures of one instrument at once: the values of :func:`number`, checked in one pass.
+
+    Only when something is wrong are they checked one by one, to name the first bad field
+    (``name.field``, or the field alone when ``name`` is None).
+    """
+    try:
+        out = [float(v) for v in values]
+        if all(map(math.isfinite, out)):
+            return out
+    except (TypeError, ValueError):
+        pass
+    for value, field in zip(values, fields, strict=True):
+        number(value, field if name is None else f"{name}.{field}")
+    raise AssertionError("unreachable: a value failed in bulk but passed alone")  # pragma: no cover
+
+
 def parse_instrument(info: Json) -> InstrumentSpec | None:
     """An instrument listing; None for kinds the controller does not trade (combos, spot)."""
     name = str(info.get("instrument_name", ""))
@@ -99,6 +116,7 @@ def parse_quote(info: Json, observed_at: datetime) -> Quote:
 def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[ChainQuote, ...]:
     """Options with a usable mark IV and forward; others (no quote yet) are left out."""
     chain = []
+    stamps: dict[Any, datetime] = {}  # a reply's lines share a few timestamps
     for info in summaries:
         name = str(info.get("instrument_name", ""))
         try:
@@ -110,10 +128,15 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
         iv, forward = info.get("mark_iv"), info.get("underlying_price")
         if iv is None or forward is None:
             continue
-        iv_value, forward_value = number(iv, f"{name}.mark_iv"), number(forward, f"{name}.underlying_price")
+        iv_value, forward_value, mark = numbers([iv, forward, info.get("mark_price")], name, _CHAIN_FIELDS)
         if iv_value <= 0 or forward_value <= 0:
             continue
         stamp = info.get("creation_timestamp")
+        observed = stamps.get(stamp)
+        if observed is None:
+            observed = stamps[stamp] = (
+                fallback_time if stamp is None else from_ms(stamp, f"{name}.creation_timestamp")
+            )
         chain.append(
             ChainQuote(
                 name=name,
@@ -122,15 +145,30 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
                 is_call=instrument.is_call,
                 underlying_price=forward_value,
                 mark_iv=iv_value / 100.0,
-                mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
-                observed_at=fallback_time if stamp is None else from_ms(stamp, f"{name}.creation_timestamp"),
+                mark_price=mark,
+                observed_at=observed,
             )
         )
     return tuple(chain)
 
 
+_CHAIN_FIELDS = ("mark_iv", "underlying_price", "mark_price")
+_POSITION_FIELDS = (
+    "size",
+    "average_price",
+    "mark_price",
+    "index_price",
+    "floating_profit_loss",
+    "realized_profit_loss",
+)
+_OPTION_FIELDS = ("underlying_price", "mark_iv", *_POSITION_FIELDS)
+_POSITION_DEFAULTS = {"average_price": 0.0, "floating_profit_loss": 0.0, "realized_profit_loss": 0.0}
+_GREEKS = ("delta", "gamma", "vega", "theta")
+
+
 def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> PositionSnapshot:
-    """A position; ``summary`` is the instrument's book-summary line (forward and mark IV of options)."""
+    """A position; an option's forward and mark IV come from ``summary`` (its book-summary line)
+    when given, else from the position's own reply (the simulator's carries them, Deribit's does not)."""
     name = str(info.get("instrument_name"))
     try:
         instrument = parse_deribit_name(name)
@@ -138,28 +176,30 @@ def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> P
         raise UnknownInstrumentError(
             f"the account holds {name!r}, an instrument the controller cannot price"
         ) from exc
-    underlying = mark_iv = None
-    if isinstance(instrument, Option):
+    raw = [info.get(f, _POSITION_DEFAULTS.get(f)) for f in _POSITION_FIELDS]
+    fields: tuple[str, ...] = _POSITION_FIELDS
+    is_option = isinstance(instrument, Option)
+    if is_option:
         source = summary if summary is not None else info
-        underlying = number(source.get("underlying_price"), f"{name}.underlying_price")
-        mark_iv = number(source.get("mark_iv"), f"{name}.mark_iv") / 100.0
+        raw[:0] = (source.get("underlying_price"), source.get("mark_iv"))
+        fields = _OPTION_FIELDS
+    present = tuple(g for g in _GREEKS if info.get(g) is not None)
+    values = numbers(raw + [info[g] for g in present], name, fields + present)  # all checked at once
+    underlying, mark_iv = (values[0], values[1] / 100.0) if is_option else (None, None)
+    size, average, mark, index, upl, rpl = values[2:8] if is_option else values[:6]
+    greeks = dict(zip(present, values[len(fields) :], strict=True))
     return PositionSnapshot(
         name=name,
         instrument=instrument,
-        size=number(info.get("size"), f"{name}.size"),
-        average_price=number(info.get("average_price", 0.0), f"{name}.average_price"),
-        mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
-        index_price=number(info.get("index_price"), f"{name}.index_price"),
+        size=size,
+        average_price=average,
+        mark_price=mark,
+        index_price=index,
         underlying_price=underlying,
         mark_iv=mark_iv,
-        exchange_greeks=ExchangeGreeks(
-            delta=optional_number(info.get("delta"), f"{name}.delta"),
-            gamma=optional_number(info.get("gamma"), f"{name}.gamma"),
-            vega=optional_number(info.get("vega"), f"{name}.vega"),
-            theta=optional_number(info.get("theta"), f"{name}.theta"),
-        ),
-        unrealized_pnl=number(info.get("floating_profit_loss", 0.0), f"{name}.floating_profit_loss"),
-        realized_pnl=number(info.get("realized_profit_loss", 0.0), f"{name}.realized_profit_loss"),
+        exchange_greeks=ExchangeGreeks(**greeks),
+        unrealized_pnl=upl,
+        realized_pnl=rpl,
         observed_at=observed_at,
     )
 
@@ -170,7 +210,7 @@ def build_snapshot(
     currency: str,
     summary: Json,
     positions: Iterable[Json],
-    book: Iterable[Json],
+    book: Iterable[Json] | None,
     hedge_ticker: Json,
     funding_rate_8h: float | None,
     vol_index: Json | None = None,
@@ -178,9 +218,14 @@ def build_snapshot(
     taken_at: datetime,
     rest_calls: int,
 ) -> AccountSnapshot:
-    """Assemble one account snapshot from the replies of one cycle's calls."""
-    book = list(book)
-    by_name = {str(b.get("instrument_name")): b for b in book}
+    """Assemble one account snapshot from the replies of one cycle's calls.
+
+    ``book`` (the currency's book summary) gives the option chain and the options' forwards and
+    mark IVs; None when the chain was not read (then the chain is empty, and the positions' own
+    replies must carry those figures, as the simulator's do).
+    """
+    book = None if book is None else list(book)
+    by_name = {} if book is None else {str(b.get("instrument_name")): b for b in book}
     hedge_time = (
         from_ms(hedge_ticker.get("timestamp"), "hedge ticker timestamp")
         if "timestamp" in hedge_ticker
@@ -194,26 +239,24 @@ def build_snapshot(
         for p in positions
         if number(p.get("size", 0.0), f"{p.get('instrument_name')}.size") != 0.0
     )
+    equity, balance, initial, maintenance, available = numbers(
+        [summary.get(f) for f in _ACCOUNT_FIELDS], None, [f"account {f}" for f in _ACCOUNT_FIELDS]
+    )
     return AccountSnapshot(
         venue=venue,
         currency=currency,
         taken_at=taken_at,
         server_time=max(server_times.values()),
-        equity_coin=number(summary.get("equity"), "account equity"),
-        balance_coin=number(summary.get("balance"), "account balance"),
-        initial_margin_coin=number(summary.get("initial_margin"), "account initial_margin"),
-        maintenance_margin_coin=number(summary.get("maintenance_margin"), "account maintenance_margin"),
-        available_funds_coin=number(summary.get("available_funds"), "account available_funds"),
+        equity_coin=equity,
+        balance_coin=balance,
+        initial_margin_coin=initial,
+        maintenance_margin_coin=maintenance,
+        available_funds_coin=available,
         index_price=hedge.index_price,
         index_observed_at=hedge.observed_at,
         positions=parsed_positions,
         hedge=hedge,
-        chain=parse_chain(book, server_times["book"]),
-        quotes={
-            p.name: parse_quote(by_name[p.name], _book_time(by_name[p.name], server_times["book"]))
-            for p in parsed_positions
-            if p.name in by_name
-        },
+        chain=() if book is None else parse_chain(book, server_times["book"]),
         funding_rate_8h=funding_rate_8h,
         funding_observed_at=server_times.get("funding"),
         delta_total_coin=optional_number(summary.get("delta_total"), "account delta_total"),
@@ -222,9 +265,7 @@ def build_snapshot(
     )
 
 
-def _book_time(info: Json, fallback: datetime) -> datetime:
-    stamp = info.get("creation_timestamp")
-    return fallback if stamp is None else from_ms(stamp, f"{info.get('instrument_name')}.creation_timestamp")
+_ACCOUNT_FIELDS = ("equity", "balance", "initial_margin", "maintenance_margin", "available_funds")
 
 
 def _vol_index(reply: Json | None) -> dict[str, Any]:

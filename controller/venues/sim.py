@@ -121,12 +121,16 @@ class SimVenue:
         hedge_instrument: str | None = None,
         clock: Callable[[], datetime] | None = None,
         use_vol_index: bool = False,
+        read_chain: bool = True,
     ) -> None:
+        """``read_chain=False`` skips the whole chain's book summary in a snapshot: for a controller
+        whose σ̂ does not come from the chain (the positions' replies carry their own marks)."""
         self.engine = engine
         self.api = DeribitApi(engine)
         self.currency = engine.config.currency
         self.hedge_instrument = hedge_instrument or f"{self.currency}-PERPETUAL"
         self.use_vol_index = use_vol_index
+        self.read_chain = read_chain
         self._clock = clock or (lambda: engine.now)  # on the virtual clock, the engine's time is "now"
 
     @property
@@ -158,6 +162,8 @@ class SimVenue:
             ("ticker", "public/ticker", {"instrument_name": self.hedge_instrument}),
             ("funding", "public/get_funding_rate_value", {"instrument_name": self.hedge_instrument}),
         ]
+        if not self.read_chain:
+            del calls[2]
         if self.use_vol_index:
             calls.append(("vol_index", "public/get_volatility_index_data", {"currency": self.currency}))
         replies = {key: self._call(f"read {key}", method, params) for key, method, params in calls}
@@ -167,7 +173,7 @@ class SimVenue:
                 currency=self.currency,
                 summary=replies["summary"],
                 positions=replies["positions"],
-                book=replies["book"],
+                book=replies.get("book"),
                 hedge_ticker=replies["ticker"],
                 funding_rate_8h=float(replies["funding"]),
                 vol_index=replies.get("vol_index"),

@@ -99,7 +99,6 @@ def snapshot(
         positions=positions,
         hedge=Quote(PERP, mark, mark - 0.5, mark + 0.5, index, None, None, observed),
         chain=(),
-        quotes={},
         funding_rate_8h=0.0001,
         funding_observed_at=observed,
         vol_index=vol_index,

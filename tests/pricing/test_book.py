@@ -135,3 +135,71 @@ def test_bad_market_data_names_the_position_and_figure(position, message):
 def test_bad_index_price_is_rejected():
     with pytest.raises(BookError, match="index price of BTC"):
         book_greeks([], as_of=AS_OF, index_prices={"BTC": float("nan")}, collateral={"BTC": 1.0})
+
+
+def test_a_large_mixed_book_equals_position_by_position_pricing():
+    """The vectorised book against the scalar kernel, one position at a time, and exact (fsum) totals."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+    expiries = ["25DEC26", "26MAR27", "25JUN27"]
+    positions = []
+    for i in range(300):
+        coin = "BTC" if i % 3 else "ETH"
+        spot = 60_000.0 if coin == "BTC" else 3_000.0
+        kind = rng.integers(0, 5)
+        size = float(rng.choice([-1, 1]) * rng.integers(1, 50) / 10)
+        if kind < 3:
+            strike = round(spot * rng.uniform(0.6, 1.6), -1 if coin == "ETH" else -2)
+            settle = "" if kind < 2 else "_USDC"
+            name = f"{coin}{settle}-{expiries[i % 3]}-{strike:.0f}-{'C' if rng.random() < 0.5 else 'P'}"
+            forward = spot * rng.uniform(0.99, 1.02)
+            positions.append(
+                Position(parse_deribit_name(name), size, 0.01, forward, float(rng.uniform(0.2, 1.5)))
+            )
+        elif kind == 3:
+            positions.append(Position(parse_deribit_name(f"{coin}-PERPETUAL"), size * 1e4, spot * 1.0003))
+        else:
+            positions.append(Position(parse_deribit_name(f"{coin}_USDC-PERPETUAL"), size, spot * 0.9997))
+    index = {"BTC": 60_000.0, "ETH": 3_000.0}
+    book = book_greeks(positions, as_of=AS_OF, index_prices=index, collateral={"BTC": 3.0})
+
+    for p, row in zip(positions, book.positions, strict=True):
+        inst = p.instrument
+        spot = index[inst.underlying]
+        if isinstance(inst, pricing.Option):
+            t = pricing.year_fraction(start=AS_OF, end=inst.expiry)
+            g = pricing.greeks(
+                forward=p.underlying_price, strike=inst.strike, t_years=t, vol=p.mark_iv, is_call=inst.is_call
+            )
+            black = p.size * float(g.delta)
+            inverse = inst.settlement == "inverse"
+            expected = black - p.size * float(g.price) / p.underlying_price if inverse else black
+            # a vectorised kernel call may differ from a scalar one in the last bit (SIMD exp, log)
+            assert (row.delta, row.black_delta) == pytest.approx((expected, black), rel=1e-13)
+            assert (row.vega_usd, row.theta_usd) == pytest.approx(
+                (p.size * float(g.vega), p.size * float(g.theta)), rel=1e-13
+            )
+            assert row.dollar_gamma_usd == pytest.approx(
+                p.size * float(g.gamma) * p.underlying_price * spot / 100.0, rel=1e-13
+            )
+            assert row.value_usd == pytest.approx(p.size * float(g.price), rel=1e-13)
+            assert row.notional_usd == abs(p.size) * spot
+        elif inst.settlement == "inverse":
+            assert row.delta == p.size / p.mark_price and row.notional_usd == abs(p.size)
+        else:
+            assert row.delta == p.size and row.notional_usd == abs(p.size) * spot
+        assert row.name == inst.name and row.expiry == inst.expiry
+    for coin, risk in book.underlyings.items():
+        mine = [r for r in book.positions if r.underlying == coin]
+        assert risk.positions.delta == math.fsum(r.delta for r in mine)
+        assert risk.positions.vega_usd == math.fsum(r.vega_usd for r in mine)
+        for label, totals in risk.by_expiry.items():
+            group = [r for r in mine if r.expiry_label == label]
+            assert totals.dollar_gamma_usd == math.fsum(r.dollar_gamma_usd for r in group)
+    assert (
+        book.underlyings["BTC"].delta
+        == math.fsum(r.delta for r in book.positions if r.underlying == "BTC") + 3.0
+    )

@@ -147,7 +147,6 @@ def test_a_book_from_the_real_chain_sums_deribits_greeks(chain):
         tuple(positions),
         hedge,
         tuple(quotes),
-        {},
         0.0,
         as_of,
     )

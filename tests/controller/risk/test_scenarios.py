@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from controller.risk.scenarios import Revaluation, deribit_pm_grid, span_grid
+from controller.risk.scenarios import Revaluation, deribit_pm_grid, risk_grid, span_grid
 from tests.controller.snapshots import NOW, option_position, perp_position
 
 INDEX = 80_000.0
@@ -175,3 +175,110 @@ def test_the_liquidation_move_of_an_option_book_is_the_first_crossing(size, perp
     # no smaller move on either side (none at all in the searched range) reaches the margin
     inside = np.concatenate([np.linspace(0, reach, 2000), -np.linspace(0, min(reach, 0.99), 2000)])
     assert np.all(reval.equity_coin_at(inside) > mm)
+
+
+MIXED = [
+    "BTC-27MAR26-70000-P",
+    "BTC-27MAR26-90000-C",
+    "BTC-24APR26-80000-C",
+    "BTC-24APR26-60000-P",
+    "BTC-26JUN26-100000-C",
+    "BTC-26JUN26-80000-P",
+]
+
+
+def mixed_book(sizes, perp):
+    """Long and short options over three expiries and strikes, and a perpetual."""
+    return [
+        option_position(name, size, forward=INDEX * (1 + 0.002 * i), vol=0.5 + 0.05 * i, index=INDEX)
+        for i, (name, size) in enumerate(zip(MIXED, sizes, strict=True))
+    ] + [perp_position(perp, INDEX, INDEX)]
+
+
+def brentq_first_crossing(reval, mm):
+    """The reference: a dense scan of each side for the first breach, then scipy's brentq in that step."""
+    from scipy.optimize import brentq
+
+    def gap(m):
+        return float(reval.equity_coin_at(np.array([m]))[0]) - mm
+
+    roots = []
+    for points in (np.linspace(0, 9.0, 9001), -np.linspace(0, 0.99, 991)):
+        values = reval.equity_coin_at(points) - mm
+        breached = np.flatnonzero(values <= 0)
+        if breached.size:
+            i = int(breached[0])
+            roots.append(brentq(gap, points[i - 1], points[i], xtol=1e-14, rtol=1e-14))
+    return min(roots, key=abs) if roots else None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.floats(-15, 15).filter(lambda x: abs(x) > 0.1), min_size=6, max_size=6),
+    perp=st.floats(-1e6, 1e6),
+    equity=st.floats(3, 30),
+    mm_share=st.floats(0.02, 0.95),
+)
+def test_the_liquidation_move_of_a_mixed_book_matches_a_dense_scan_and_brent(sizes, perp, equity, mm_share):
+    positions = mixed_book(sizes, perp)
+    reval = Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+    mm = mm_share * equity
+    if reval.equity_coin_at(np.array([0.0]))[0] <= mm:
+        assert reval.liquidation_move(mm) == 0.0
+        return
+    expected = brentq_first_crossing(reval, mm)
+    found = reval.liquidation_move(mm)
+    if found is not None:
+        assert reval.equity_coin_at(np.array([found]))[0] == pytest.approx(mm, abs=1e-10 * equity)
+    if expected is None:
+        assert found is None
+    elif found is not None and abs(found - expected) <= 1e-9:
+        return
+    else:
+        # the 41-point scan stepped over a dip below the margin and back between two of its
+        # points: it then finds a farther root or none, and every scanned point nearer is safe
+        assert found is None or abs(found) > abs(expected)
+        scan = np.concatenate([np.geomspace(1e-4, 9.0, 20), -np.geomspace(1e-4, 0.99, 20)])
+        nearer = scan if found is None else scan[np.abs(scan) < abs(found)]
+        assert np.all(reval.equity_coin_at(nearer) > mm)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.floats(-15, 15).filter(lambda x: abs(x) > 0.1), min_size=6, max_size=6),
+    perp=st.floats(-1e6, 1e6),
+    equity=st.floats(3, 30),
+    mm_share=st.floats(0.0, 1.2),
+    stress=st.one_of(st.none(), st.floats(0.01, 0.3)),
+)
+def test_one_pass_gives_what_the_separate_revaluations_give(sizes, perp, equity, mm_share, stress):
+    positions = mixed_book(sizes, perp)
+    grid = risk_grid(pm_vol_shift=0.25, span_price_range=0.25, span_vol_range=0.25, span_extreme_cover=0.35)
+    mm = mm_share * equity
+
+    def book():
+        return Revaluation(positions, index=INDEX, equity_coin=equity, as_of=NOW)
+
+    got = book().figures(grid, stress_move=stress, equity_usd=equity * INDEX, maintenance_margin_coin=mm)
+    separate = book()
+    results = separate.run(grid.scenarios)
+    assert [r.scenario for r in got.scenarios] == list(grid.scenarios)
+    assert [r.pnl_usd for r in got.scenarios] == pytest.approx(
+        [r.pnl_usd for r in results], rel=1e-12, abs=1e-6
+    )
+    worst = min(results, key=lambda r: r.weighted_pnl_usd)
+    assert got.worst.scenario == worst.scenario
+    options, others = separate.contributions(
+        np.array([worst.scenario.price_move]), np.array([worst.scenario.vol_shift])
+    )
+    shares = np.concatenate([options[0], others[0]]) * worst.scenario.weight
+    assert list(got.worst_contributions.values()) == pytest.approx(shares.tolist(), rel=1e-12, abs=1e-6)
+    if stress is None:
+        assert got.stressed_leverage is None
+    else:
+        expected = separate.stressed_leverage(move=stress, equity_usd=equity * INDEX)
+        assert got.stressed_leverage == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    expected_move = separate.liquidation_move(mm)
+    assert (got.liquidation_move is None) is (expected_move is None)
+    if expected_move is not None:
+        assert got.liquidation_move == pytest.approx(expected_move, abs=1e-12)

@@ -204,6 +204,53 @@ def test_cancel_and_lookups():
     assert missing.value.code == 10004
 
 
+def uncached_account(engine: SimExchange):
+    """The account computed afresh: the engine's caches of marks, views and figures dropped."""
+    engine._quotes.clear()
+    engine._views = engine._account = engine._market = None
+    return engine.account()
+
+
+def test_cached_account_figures_follow_fills_time_shocks_orders_and_settlement():
+    engine = fresh(initial_balance=50.0)
+    option = an_option(engine, call=False, moneyness=0.95, expiry_rank=0)
+    steps = [
+        lambda: engine.place_order(name=PERP, direction="buy", amount=20_000, label="a"),
+        lambda: engine.place_order(name=option, direction="sell", amount=1.0, label="b"),
+        lambda: engine.advance(3600),
+        lambda: engine.shock(price_factor=0.97, vol_shift=0.05),
+        lambda: engine.place_order(
+            name=PERP, direction="buy", amount=5_000, order_type="limit", price=1000.0, label="c"
+        ),
+        lambda: engine.cancel(engine.orders_by_label("c")[0].order_id),
+        lambda: engine.advance(10 * 86400),  # past the first expiry: settlement, a new listing
+    ]
+    for step in steps:
+        step()
+        cached = engine.account()
+        assert cached == uncached_account(engine)
+        assert engine.account() == cached
+
+
+def test_the_open_order_index_keeps_only_open_orders():
+    engine = fresh()
+    orders = [
+        engine.place_order(
+            name=PERP, direction="buy", amount=10, order_type="limit", price=1000.0 + i, label=f"o{i}"
+        )
+        for i in range(3)
+    ]
+    resting_margin = engine.account().initial_margin
+    assert resting_margin > 0 and engine.book.has_open()
+    for order in orders[:2]:
+        engine.cancel(order.order_id)
+    assert engine.open_orders() == [orders[2]] and list(engine.book._open) == [orders[2].order_id]
+    assert 0 < engine.account().initial_margin < resting_margin
+    engine.cancel(orders[2].order_id)
+    assert not engine.book.has_open() and engine.account().initial_margin == 0.0
+    assert len(engine.orders) == 3  # every order can still be looked up
+
+
 # ------------------------------------------------------------------ margin formulas
 
 

@@ -54,9 +54,6 @@ def test_snapshot_reads_the_account(server, engine):
     assert len(snap.chain) == len(engine.instruments(kind="option"))
     assert all(0.05 < c.mark_iv < 5 for c in snap.chain)
     assert snap.server_time == engine.now and snap.rest_calls == 5
-    assert (
-        set(snap.quotes) == {"BTC-PERPETUAL"} and snap.quotes["BTC-PERPETUAL"].mark_price == perp.mark_price
-    )
 
 
 def test_the_two_venues_see_the_same_account(server, engine):

@@ -107,6 +107,48 @@ def test_an_option_position_takes_forward_and_iv_from_the_book_summary():
         parse_position(position, None, NOW)  # no forward anywhere: refuse rather than guess
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("size", "1e999", r"BTC-30JAN26-90000-C\.size is not finite"),
+        ("index_price", None, r"BTC-30JAN26-90000-C\.index_price is not a number"),
+        ("gamma", "x", r"BTC-30JAN26-90000-C\.gamma is not a number"),
+        ("mark_iv", float("inf"), r"BTC-30JAN26-90000-C\.mark_iv is not finite"),
+    ],
+)
+def test_the_first_bad_figure_of_a_position_is_named(field, value, message):
+    # figures are converted in bulk; a failure is traced back to its field
+    position = {
+        "instrument_name": "BTC-30JAN26-90000-C",
+        "size": -2.0,
+        "mark_price": 0.04,
+        "index_price": 90_000.0,
+        "underlying_price": 90_200.0,
+        "mark_iv": 55.0,
+        "gamma": 1e-5,
+        field: value,
+    }
+    with pytest.raises(MalformedReplyError, match=message):
+        parse_position(position, None, NOW)
+
+
+def test_without_the_book_summary_the_chain_is_empty_and_positions_carry_their_own_figures():
+    position = {
+        "instrument_name": "BTC-30JAN26-90000-C",
+        "size": -2.0,
+        "mark_price": 0.04,
+        "index_price": 90_000.0,
+        "underlying_price": 90_100.0,  # as the simulator's get_positions gives them
+        "mark_iv": 54.0,
+    }
+    snap = snapshot(positions=[position], book=None)
+    assert snap.chain == ()
+    (option,) = snap.positions
+    assert option.underlying_price == 90_100.0 and option.mark_iv == pytest.approx(0.54)
+    with_book = snapshot(positions=[position])  # the book summary's figures win when it was read
+    assert with_book.positions[0].underlying_price == 90_200.0 and len(with_book.chain) == 1
+
+
 def test_flat_positions_are_left_out_and_unknown_instruments_refused():
     flat = {"instrument_name": "BTC-PERPETUAL", "size": 0.0, "mark_price": 1.0, "index_price": 1.0}
     assert snapshot(positions=[flat]).positions == ()
