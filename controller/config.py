@@ -127,7 +127,7 @@ class RiskConfig(_Strict):
     span_extreme_cover: Annotated[float, Field(ge=0, le=1)] = 0.35
     greeks_abs_tol: NonNegative = 0.02
     greeks_rel_tol: NonNegative = 0.05
-    sigma_estimator: Literal["implied", "realised", "implied_vrp", "blend"] = "implied"
+    sigma_estimator: Literal["implied", "realised", "implied_vrp", "blend"] = "realised"
     realised_half_life_days: Positive = 3.0
     realised_min_history_days: NonNegative = 2.0
     vrp_half_life_days: Positive = 90.0
@@ -191,6 +191,7 @@ class ReplayConfig(_Strict):
     book: Literal["perpetual", "short-straddle"] = "perpetual"
     straddle_fraction: Annotated[float, Field(gt=0, le=5)] = 0.5  # coin per leg, × equity in coin
     straddle_tenor_days: Positive = 30.0
+    baseline_band: Annotated[float, Field(gt=0, lt=1)] = 0.15  # the fixed-leverage baseline's band
 
 
 class FileConfig(_Strict):

@@ -24,6 +24,7 @@ Stop requests (SIGINT/SIGTERM) are honoured between cycles.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -134,6 +135,16 @@ class Controller:
     risk_state: RiskState = field(default_factory=RiskState)
     in_flight: list[TrackedOrder] = field(default_factory=list)
     specs: Mapping[str, InstrumentSpec] = field(default_factory=dict)
+    _retry_rng: random.Random | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def _backoff(self) -> BackoffPolicy:
+        run = self.config.run
+        return BackoffPolicy(
+            attempts=run.retry_attempts,
+            base_delay_s=run.retry_base_delay_s,
+            max_delay_s=max(run.retry_max_delay_s, run.retry_base_delay_s),
+        )
 
     # ----------------------------------------------------------------- start and stop
     def start(self) -> None:
@@ -426,20 +437,16 @@ class Controller:
         return self.journal.write_cycle(CycleRecord(row, events=self._event_rows(events, now)))
 
     def _with_retries(self, operation: Callable[[], Any], events: list[Event]) -> Any:
-        policy = BackoffPolicy(
-            attempts=self.config.run.retry_attempts,
-            base_delay_s=self.config.run.retry_base_delay_s,
-            max_delay_s=max(self.config.run.retry_max_delay_s, self.config.run.retry_base_delay_s),
-        )
-
         def record(attempt: int, error: TemporaryVenueError, delay: float) -> None:
             events.append(
                 ("warning", "venue_retry", f"attempt {attempt} failed ({error}); retrying in {delay:.2f} s")
             )
             self.log("warning", f"venue: {error}; retry {attempt} in {delay:.2f} s")
 
+        if self._retry_rng is None:  # one jitter stream per run, seeded by it
+            self._retry_rng = random.Random(self.run_id)
         return call_with_retries(
-            operation, policy=policy, sleep=self.sleep, rng=random.Random(self.run_id), on_retry=record
+            operation, policy=self._backoff, sleep=self.sleep, rng=self._retry_rng, on_retry=record
         )
 
     # ----------------------------------------------------------------- the schedule

@@ -9,8 +9,9 @@ Gaps in the history are reported as events and jumped over, never filled.
 Each replay runs up to three times on the same history, side by side in one decision log:
 
 * ``controller`` — the configuration as given (volatility-scaled target);
-* ``fixed-leverage`` — the same, with σ̂ held at σ_ref (``sigma_sources = ["constant"]``), so
-  L* = L_base throughout: the same band, costs and guards without volatility scaling;
+* ``fixed-leverage`` — the same, with σ̂ held at σ_ref (the implied estimator on
+  ``sigma_sources = ["constant"]``), so L* = L_base throughout, in its own band
+  (``replay.baseline_band``, 0.15): the same costs and guards without volatility scaling;
 * ``buy-and-hold`` — the base leverage taken once on the perpetual at the start, never traded:
   the controller runs in dry-run beside it, so the log still shows what it would have done.
 
@@ -127,8 +128,10 @@ def role_config(config: Config, role: str) -> Config:
     if role != "fixed-leverage":
         return config
     raw = config.file.model_dump(mode="json")
+    raw["risk"]["sigma_estimator"] = "implied"  # the constant is the implied source
     raw["risk"]["sigma_sources"] = ["constant"]
     raw["risk"]["sigma_constant"] = config.risk.reference_vol
+    raw["policy"]["band"] = config.file.replay.baseline_band  # its own: tuning the controller's band leaves it be
     return build_config(raw, source=f"{config.source} (fixed leverage: σ̂ = σ_ref)")
 
 

@@ -5,6 +5,11 @@ tests.controller.replay.test_pinned_decisions --write``) from the code *before* 
 issue 14, and is not rewritten by it.  For both reference books, every cycle's action, signed
 leverage, target and band, every order, and the simulator's ledger at the end must agree to 1e-9
 relative; the liquidation move beside them (a root search that issue 14 replaces) to 1e-8.
+
+The books are replayed with the σ̂ and band they had when the fixture was written (``PINNED``: the
+smoothed implied vol, a ±15 % band): later defaults (issue 13 chose realised volatility and a
+±30 % band for the perpetual book) change what the controller decides on purpose, and this test
+pins the code, not the defaults.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import load_config
+from controller.config import Config, build_config, load_config
 from controller.replay.run import replay
 from controller.sim.market import load_replay_csv
 from tests.conftest import require_shared_file
@@ -28,6 +33,7 @@ HISTORY = "btc_2h_dvol_funding.csv"
 BOOKS = {"perpetual": 2000, "straddle": 1000}  # rows of the real history replayed per book
 ACTIONS = {"HOLD": ".", "REBALANCE": "R", "REDUCE": "r", "HALT": "H", "ERROR": "E"}
 DECISION_COLUMNS = ("signed_leverage", "target_leverage", "band_low", "band_high")
+PINNED = {"risk": {"sigma_estimator": "implied"}, "policy": {"band": 0.15}}  # when the fixture was written
 DIGITS = 11  # significant digits kept: a rounding of at most 5e-11, far inside the 1e-9 compared
 
 
@@ -35,10 +41,18 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.{DIGITS}g}")
 
 
+def pinned_config(book: str) -> Config:
+    """The book's embedded config with the σ̂ of the fixture's time."""
+    raw = load_config(None, embedded=f"replay-{book}.toml").file.model_dump(mode="json")
+    for section, values in PINNED.items():
+        raw[section].update(values)
+    return build_config(raw, source=f"replay-{book}.toml (pinned σ̂)")
+
+
 def record(book: str, rows: int, db: Path) -> dict[str, Any]:
     """Replay ``rows`` rows with the controller only and read back what the journal holds."""
     history = load_replay_csv(require_shared_file(HISTORY)).head(rows)
-    config = load_config(None, embedded=f"replay-{book}.toml")
+    config = pinned_config(book)
     run = replay(config, history, db, roles=("controller",)).runs[0]
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
