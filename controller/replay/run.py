@@ -131,7 +131,7 @@ def role_config(config: Config, role: str) -> Config:
     raw["risk"]["sigma_estimator"] = "implied"  # the constant is the implied source
     raw["risk"]["sigma_sources"] = ["constant"]
     raw["risk"]["sigma_constant"] = config.risk.reference_vol
-    raw["policy"]["band"] = config.file.replay.baseline_band  # its own: tuning the controller's band leaves it be
+    raw["policy"]["band"] = config.file.replay.baseline_band  # its own band
     return build_config(raw, source=f"{config.source} (fixed leverage: σ̂ = σ_ref)")
 
 

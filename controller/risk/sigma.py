@@ -33,7 +33,7 @@ DAY_S = 86400.0
 
 @dataclass(frozen=True)
 class SigmaSettings:
-    estimator: str = "implied"  # the bare source; the configuration defaults to "realised" (docs/volatility.md)
+    estimator: str = "implied"  # the config defaults to "realised" (docs/volatility.md)
     ewma_half_life_s: float = 6 * 3600.0  # smoothing of the implied component
     realised_half_life_days: float = 3.0
     realised_min_history_days: float = 2.0
