@@ -6,10 +6,15 @@ parsing; the answers are checked against the engine's state.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import ccxt
 import pytest
 
-from controller.sim import SimExchange
+from controller.sim import SimConfig, SimExchange
+from controller.sim.market import StochasticVolParams
+from controller.sim.server import SimServer
+from tests.controller.conftest import make_client
 
 PERP = "BTC/USD:BTC"
 
@@ -90,10 +95,25 @@ def test_tickers_and_greeks(client, engine):
     assert summary["underlying_price"] == pytest.approx(quote.underlying_price)
 
 
-def test_funding_rate(client, engine):
-    client.load_markets()
-    rate = client.fetch_funding_rate(PERP)
-    assert rate["fundingRate"] == pytest.approx(engine.market().funding_8h)
+def test_funding_rate_is_the_funding_accrued_over_the_window():
+    """get_funding_rate_value over the 8 hours ccxt is asked for, as Deribit answers it: the sum of
+    each moment's rate (the premium less the ±0.025 % dead band) times its share of 8 hours."""
+    engine = SimExchange(SimConfig(seed=5, market=StochasticVolParams(funding_vol=0.01)))
+    engine.advance(86400)
+    end = engine.now
+    window = {
+        "start_timestamp": int((end - timedelta(hours=8)).timestamp() * 1000),
+        "end_timestamp": int(end.timestamp() * 1000),
+    }
+    with SimServer(engine, port=0, speed=0.0) as server:
+        client = make_client(server.url)
+        client.load_markets()
+        rate = client.fetch_funding_rate(PERP, params=window)
+    # by hand: 96 five-minute steps of the path, each at the dead-banded rate of its premium
+    premiums = [engine.path.state_at(end - timedelta(minutes=5 * (96 - k))).perp_premium for k in range(96)]
+    rates = [max(0.00025, p) + min(-0.00025, p) for p in premiums]
+    assert any(r != 0.0 for r in rates) and any(r == 0.0 for r in rates)  # both sides of the band occur
+    assert rate["fundingRate"] == pytest.approx(sum(rates) * 300 / 28800, rel=1e-12)
 
 
 def test_limit_orders_rest_fill_and_cancel(client, engine, admin):
