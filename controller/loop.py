@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import schedule
@@ -48,19 +48,20 @@ from controller.execution import (
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.orders import OrderState, TrackedOrder, describe
-from controller.records import cycle_record, cycle_summary
+from controller.records import carried_state_json, cycle_record, cycle_summary, restore_carried_state
 from controller.risk import (
     AccountStateError,
     Decision,
     InFlightOrder,
     PolicyState,
     RiskReport,
+    RiskState,
     TradingState,
-    VolState,
     assess,
     check,
     decide,
 )
+from controller.risk.var import DailyCloses, record_close
 from controller.venues import (
     AccessDeniedError,
     AccountSnapshot,
@@ -123,11 +124,13 @@ class Controller:
     log: Callable[[str, str], None] = lambda level, message: None
     scrub: Callable[[str], str] = lambda text: text  # removes secrets from messages
     release: Callable[[], None] = lambda: None  # the run's locks
+    carry_state: bool = True  # save the state each cycle (replays do not)
+    resume_state: bool = True  # start from the log's last saved state (--fresh-state, replays: cold)
     run_id: int = 0
     run_key: str = ""
     cycles_done: int = 0
     policy_state: PolicyState = field(default_factory=PolicyState)
-    vol_state: VolState = field(default_factory=VolState)
+    risk_state: RiskState = field(default_factory=RiskState)
     in_flight: list[TrackedOrder] = field(default_factory=list)
     specs: Mapping[str, InstrumentSpec] = field(default_factory=dict)
 
@@ -160,6 +163,8 @@ class Controller:
                 raise self._halt(
                     f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
                 )
+            if self.resume_state:
+                self._resume_state()
             self._resume_in_flight()
             self._reconcile()
         except HALTS as exc:
@@ -179,6 +184,35 @@ class Controller:
             self.journal.close()
         finally:
             self.release()
+
+    def _resume_state(self) -> None:
+        """σ̂'s EWMAs, peak equity and the drawdown latch where the log's last cycle left them, and the
+        daily closes VaR needs: a restart continues instead of starting cold."""
+        currency = self.config.venue.currency
+        saved = self.journal.last_carried_state(currency)
+        if saved is None:
+            return
+        cycle_id, text = saved
+        _, sigma, policy = restore_carried_state(text)
+        risk = self.config.risk
+        since = (sigma.realised.last_at or self.clock()) - timedelta(days=risk.var_window_days + 2)
+        history = DailyCloses()
+        for row in self.journal.index_history(currency, since=since):
+            history = record_close(
+                history,
+                at=datetime.fromisoformat(row["venue_time"]),
+                index=row["index_price"],
+                implied=row["sigma_implied"],
+                window_days=risk.var_window_days,
+            )
+        self.risk_state, self.policy_state = RiskState(sigma, history), policy
+        latch = f"; the drawdown halt stays: {policy.halted_reason}" if policy.halted_reason else ""
+        self._event(
+            "info",
+            "state_resumed",
+            f"resumed the state of cycle {cycle_id}: σ̂'s history, {len(history.days)} daily closes, "
+            f"peak equity {policy.peak_equity_usd or 0:,.0f} USD{latch}",
+        )
 
     def _resume_in_flight(self) -> None:
         """Orders the journal holds in flight (this log's earlier runs): resolve them before deciding."""
@@ -274,7 +308,7 @@ class Controller:
         if self._settle_in_flight(snapshot, events):
             # fills just learnt of may have happened after that snapshot: decide on one taken after them
             snapshot = self._with_retries(self.venue.snapshot, events)
-        report, vol_state = assess(snapshot, self.config.risk, self.vol_state, now=snapshot.server_time)
+        report, risk_state = assess(snapshot, self.config.risk, self.risk_state, now=snapshot.server_time)
         decision, policy_state = decide(
             report,
             snapshot,
@@ -287,7 +321,7 @@ class Controller:
             kill_switch=self.kill_switch(),
             in_flight=tuple(_for_policy(o) for o in self.in_flight),
         )
-        self.vol_state, self.policy_state = vol_state, policy_state
+        self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(
             self._plan(n, now, decision, snapshot), gate=self._gate(report, decision)
         )
@@ -300,6 +334,10 @@ class Controller:
             )
         record = cycle_record(self.run_id, n, now, snapshot, report, decision, execution, started)
         record.row.update(skew_s=skew, in_flight=len(self.in_flight))
+        if self.carry_state:
+            record.row["carried_state"] = carried_state_json(
+                risk_state.sigma, policy_state, currency=snapshot.currency
+            )
         record.events = self._event_rows(events, now)
         cycle_id = self.journal.write_cycle(record)
         self.log("info", cycle_summary(n, report, decision, execution))
