@@ -327,14 +327,13 @@ def account_json(engine: SimExchange, *, extended: bool = False) -> dict[str, An
         "estimated_liquidation_ratio_map": {index_name: _margin_ratio(a.maintenance_margin, a.equity)},
         "fee_balance": 0.0,
         "spot_reserve": 0.0,
-        "additional_reserve": 0.0,
         "margin_model": MARGIN_MODELS[engine.config.margin_model],
         "portfolio_margining_enabled": engine.config.margin_model == "portfolio",
         "cross_collateral_enabled": False,
         "limits": LIMITS,
     }
-    if extended:
-        body.update(ACCOUNT_FIELDS)
+    if extended:  # get_account_summary's account fields: those of get_account_summaries but one
+        body.update({k: v for k, v in ACCOUNT_FIELDS.items() if k != "block_rfq_self_match_prevention"})
     return body
 
 
