@@ -21,9 +21,9 @@ results, which the tests reproduce to the last digit:
   in the extended table a future keeps the P&L of the range's edge on its side;
 * gains count at ``pnl_offset`` of their value (0 for BTC: only losses count);
 * ``roll_shock`` = ``min_annualised_move`` × Σ |futures size in coin|;
-* ``risk_matrix_margin`` = worst case + roll shock (+ delta shock and correlation contingency, both
-  0 in the published examples and 0 here), initial margin = that (+ open orders' margin),
-  maintenance = ``mm_factor`` × it.
+* ``risk_matrix_margin`` = worst case (rounded to 1e-9 coin) + roll shock (+ delta shock and
+  correlation contingency, both 0 in the published examples and 0 here), initial margin = that
+  (+ open orders' margin), maintenance = ``mm_factor`` × it.
 
 Not published, so read the way named here and stated in docs/simulator.md: an option's volatility
 under the "up" scenario is ``max(σ·(1 + range_up·(30/d)^p), min_volatility_for_shock_up)``, "down"
@@ -132,7 +132,8 @@ class PortfolioMargin:
 
     @property
     def risk_matrix_margin(self) -> float:
-        return self.worst_case + self.roll_shock
+        """Worst case (rounded to 1e-9 coin, as the published example's sum shows) + roll shock."""
+        return round(self.worst_case, 9) + self.roll_shock
 
 
 def standard_moves(params: PortfolioMarginParams) -> np.ndarray:
