@@ -58,7 +58,11 @@ def engine_config(settings: SimSettings) -> SimConfig:
         strikes_each_side=settings.strikes_each_side,
     )
     return SimConfig(
-        seed=settings.seed, start=settings.start, initial_balance=settings.initial_balance, listing=listing
+        seed=settings.seed,
+        start=settings.start,
+        initial_balance=settings.initial_balance,
+        listing=listing,
+        margin_model=settings.margin_model,
     )
 
 

@@ -218,3 +218,18 @@ def test_a_portfolio_margined_account_charges_a_calendar_spread_its_roll_shock()
     assert 0 < worst < roll
     assert portfolio == pytest.approx(0.8 * (round(worst, 9) + roll), rel=1e-9)
     assert portfolio < standard
+
+
+def test_portfolio_margin_is_an_account_setting_of_the_configuration():
+    from controller.config import build_config
+    from controller.sim.deribit_api import DeribitApi
+    from controller.venues.sim import engine_config
+
+    config = build_config({"venue": {"sim": {"margin_model": "portfolio"}}})
+    engine = SimExchange(engine_config(config.sim_settings()))
+    summary = DeribitApi(engine).call("private/get_account_summary", {"currency": "BTC"})
+    assert summary["margin_model"] == "segregated_pm" and summary["portfolio_margining_enabled"] is True
+    default = SimExchange(engine_config(build_config({}).sim_settings()))
+    assert DeribitApi(default).call("private/get_account_summary", {"currency": "BTC"})["margin_model"] == (
+        "segregated_sm"
+    )
