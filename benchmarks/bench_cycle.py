@@ -154,8 +154,7 @@ def bench_cycle(best_of: BestOf, repeats: int, sizes: tuple[int, ...] = SIZES) -
 
 def _measure(size: int, journal: Any, best_of: BestOf, repeats: int) -> dict[str, float]:
     from controller.config import load_config
-    from controller.execution import DryRunExecutor
-    from controller.loop import plan_orders
+    from controller.execution import DryRunExecutor, plan_orders
     from controller.records import cycle_record
     from controller.risk.assess import RiskState, assess
     from controller.risk.policy import PolicyState, decide

@@ -43,8 +43,10 @@ from controller.execution import (
     ExecutionReport,
     OrderExecutor,
     Resolver,
+    base36,
+    in_flight_for_policy,
     in_flight_positions,
-    order_label,
+    plan_orders,
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.orders import OrderState, TrackedOrder, describe
@@ -52,7 +54,6 @@ from controller.records import carried_state_json, cycle_record, cycle_summary, 
 from controller.risk import (
     AccountStateError,
     Decision,
-    InFlightOrder,
     PolicyState,
     RiskReport,
     RiskState,
@@ -149,7 +150,7 @@ class Controller:
             pid=os.getpid(),
             host=socket.gethostname(),
         )
-        self.run_key = f"{self.run_id}{_base36(int(started.timestamp()))[-5:]}"
+        self.run_key = f"{self.run_id}{base36(int(started.timestamp()))[-5:]}"
         for run in crashed:
             self._event("warning", "crashed_run", f"run {run['id']} was left running: closed as crashed")
         self._event(
@@ -319,7 +320,7 @@ class Controller:
             self.policy_state,
             now=now,
             kill_switch=self.kill_switch(),
-            in_flight=tuple(_for_policy(o) for o in self.in_flight),
+            in_flight=tuple(in_flight_for_policy(o) for o in self.in_flight),
         )
         self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(
@@ -478,52 +479,6 @@ class Controller:
         ]
 
 
-def plan_orders(
-    decision: Decision,
-    snapshot: AccountSnapshot,
-    *,
-    label_prefix: str,
-    run_key: str,
-    run_id: int,
-    n: int,
-    now: datetime,
-) -> list[TrackedOrder]:
-    """The decision's orders as orders to send: labelled, and each with the position it starts from."""
-    held = {p.name: p.size for p in snapshot.positions}
-    return [
-        TrackedOrder(
-            label=order_label(label_prefix, run_key, n, leg),
-            run_id=run_id,
-            cycle_n=n,
-            instrument=p.instrument,
-            side=p.side,
-            amount=p.amount,
-            reduce_only=p.reduce_only,
-            state=OrderState.SENDING,
-            created_at=now,
-            updated_at=now,
-            notional_usd=p.notional_usd,
-            delta_usd_change=p.delta_usd_change,
-            position_before=held.get(p.instrument, 0.0),
-        )
-        for leg, p in enumerate(decision.orders)
-    ]
-
-
-def _for_policy(order: TrackedOrder) -> InFlightOrder:
-    return InFlightOrder(order.label, order.instrument, order.state.value, order.created_at, describe(order))
-
-
 def _clock_skew(snapshot: AccountSnapshot) -> float:
     """Local clock minus the exchange's, in seconds, at the end of the snapshot."""
     return (snapshot.taken_at - snapshot.server_time).total_seconds()
-
-
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        value, rem = divmod(value, 36)
-        out = digits[rem] + out
-        if value == 0:
-            return out

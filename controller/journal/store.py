@@ -421,9 +421,15 @@ def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
     """JSON for structures, plain numbers for numpy scalars, None for NaN."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if isinstance(value, (dict, list, tuple)):
-            value = json.dumps(value, default=str)
+        kind = type(value)
+        if kind is float:
+            out[key] = None if value != value else value
+        elif kind is str or kind is int or value is None:
+            out[key] = value
+        elif isinstance(value, (dict, list, tuple)):
+            out[key] = json.dumps(value, default=str)
         elif isinstance(value, datetime):
-            value = value.isoformat()
-        out[key] = _plain(value)
+            out[key] = value.isoformat()
+        else:
+            out[key] = _plain(value)
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -91,8 +92,14 @@ def daily_scenarios(
     shifts = np.where(np.isfinite(shift), shift, 0.0)[follows]
     ends = day[1:][follows]
     keep = slice(max(0, moves.size - window_days), None)
-    days = tuple(datetime.fromtimestamp(int(d) * DAY_S, UTC).strftime("%Y-%m-%d") for d in ends[keep])
+    days = tuple(_utc_date(int(d)) for d in ends[keep])
     return HistoricalScenarios(days, moves[keep], shifts[keep])
+
+
+@lru_cache(maxsize=8192)
+def _utc_date(day: int) -> str:
+    """YYYY-MM-DD of an epoch day (cached: the window's days are relabelled every day that completes)."""
+    return datetime.fromtimestamp(day * DAY_S, UTC).strftime("%Y-%m-%d")
 
 
 def var_es(pnl: np.ndarray, *, level: float = 0.99) -> tuple[float, float]:

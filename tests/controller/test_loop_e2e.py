@@ -194,7 +194,7 @@ def test_kill_minus_9_mid_cycle_then_restart(server, testnet_config, tmp_path):
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if db.exists() and len(rows(db, "select id from cycles")) >= 3:
+            if has_cycles(db, 3):
                 break
             time.sleep(0.1)
         time.sleep(0.15)  # somewhere inside a cycle
