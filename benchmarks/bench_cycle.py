@@ -52,6 +52,7 @@ def _engine_listing(n_options: int) -> Any:
 def realistic_replies(size: int, seed: int = 14) -> tuple[dict[str, Any], Any, Any]:
     """Deribit-shaped replies of one snapshot for a book of ``size`` positions, and the engine's now."""
     from controller.sim.deribit_api import DeribitApi
+    from controller.venues.sim import funding_window
 
     engine = _engine_listing(size - 1)
     index = engine.market().index
@@ -100,7 +101,9 @@ def realistic_replies(size: int, seed: int = 14) -> tuple[dict[str, Any], Any, A
         "positions": api.call("private/get_positions", {"currency": currency}),
         "book": api.call("public/get_book_summary_by_currency", {"currency": currency}),
         "ticker": api.call("public/ticker", {"instrument_name": "BTC-PERPETUAL"}),
-        "funding": api.call("public/get_funding_rate_value", {"instrument_name": "BTC-PERPETUAL"}),
+        "funding": api.call(
+            "public/get_funding_rate_value", funding_window("BTC-PERPETUAL", round(now.timestamp() * 1000))
+        ),
     }
     return replies, now, engine
 

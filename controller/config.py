@@ -82,6 +82,7 @@ class SimVenueConfig(_Strict):
     monthlies: Annotated[int, Field(ge=0, le=12)] = 3
     quarterlies: Annotated[int, Field(ge=0, le=8)] = 3
     strikes_each_side: Annotated[int, Field(ge=1, le=40)] = 14
+    margin_model: Literal["standard", "portfolio"] = "standard"  # the paper account's margin setting
     book: tuple[SimBookEntry, ...] = ()
 
 
@@ -237,6 +238,7 @@ class Config:
             monthlies=s.monthlies,
             quarterlies=s.quarterlies,
             strikes_each_side=s.strikes_each_side,
+            margin_model=s.margin_model,
         )
 
     def starting_book(self) -> tuple[StartingPosition, ...]:

@@ -459,8 +459,9 @@ class Controller:
         while not (cycles and self.cycles_done >= cycles):
             if should_stop():
                 return "stop requested"
-            if scheduler.idle_seconds is not None and scheduler.idle_seconds > 0:
-                self.sleep(min(scheduler.idle_seconds, 0.2))
+            idle = scheduler.idle_seconds  # read once: it shrinks with the wall clock between two reads
+            if idle is not None and idle > 0:
+                self.sleep(min(idle, 0.2))
             scheduler.run_pending()
         return f"{self.cycles_done} cycles done"
 

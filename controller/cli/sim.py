@@ -60,6 +60,13 @@ def sim() -> None:
     show_default=True,
     help="Starting equity of the account, in its currency.",
 )
+@click.option(
+    "--margin-model",
+    type=click.Choice(["standard", "portfolio"]),
+    default="standard",
+    show_default=True,
+    help="The account's margin: Deribit's standard margin, or its portfolio margin (scenario grid).",
+)
 @click.option("--start", "start_time", metavar="ISO-TIME", help="Virtual start time (UTC) [default: now].")
 def serve(
     port: int,
@@ -70,6 +77,7 @@ def serve(
     speed: float,
     currency: str,
     balance: float,
+    margin_model: str,
     start_time: str | None,
 ) -> None:
     """Serve the Deribit v2 API subset ccxt uses on http://127.0.0.1:PORT (Ctrl-C stops it)."""
@@ -81,7 +89,9 @@ def serve(
         except ValueError:
             raise click.BadParameter(f"not an ISO time: {start_time!r}", param_hint="--start") from None
     listing = ListingParams.for_currency(currency)
-    config = SimConfig(seed=seed, start=start, initial_balance=balance, listing=listing)
+    config = SimConfig(
+        seed=seed, start=start, initial_balance=balance, listing=listing, margin_model=margin_model
+    )
     if replay_file is not None:
         with user_errors():
             data = load_replay_csv(replay_file)

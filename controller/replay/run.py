@@ -313,6 +313,8 @@ def _ended(engine: SimExchange, journal: Journal, run_id: int, reason: str) -> s
         message=f"the account was liquidated at {last.time.isoformat()} with the index at "
         f"{engine.market().index:,.2f} USD ({last.message}); the run ends here: {reason}",
     )
+    for bust in (e for e in engine.events if e.kind == "bankrupt"):  # equity left at or below zero
+        journal.event(run_id=run_id, ts=bust.time, level="error", kind="bankrupt", message=bust.message)
     return "liquidated"
 
 

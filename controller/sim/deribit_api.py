@@ -1,28 +1,39 @@
 """The Deribit v2 JSON-RPC subset that ccxt's ``deribit`` class uses, answered from the engine.
 
-Shapes follow the replies documented in ccxt's ``deribit.py`` (copied there from real Deribit
-answers).  Query values arrive as strings; they are parsed here, and a bad one is answered with
-Deribit's ``invalid_arguments`` (11029) naming the parameter.
+Dispatch and parameters here; the replies' shapes in :mod:`.replies`.  Query values arrive as
+strings and are parsed here: a missing or malformed parameter is answered as Deribit does,
+``-32602 "Invalid params"`` with ``data: {reason, param}``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.sim.engine import SimExchange
-from controller.sim.listing import Listed, is_futures_expiry
-from controller.sim.model import SimError, SimOrder, SimQuote, SimTrade
-from pricing.instruments import deribit_expiry_code
+from controller.sim.model import SimError
+from controller.sim.replies import (
+    ACCOUNT_FIELDS,
+    account_json,
+    book_summary_json,
+    fees_json,
+    flat_position_json,
+    instrument_json,
+    ms,
+    order_json,
+    position_json,
+    ticker_json,
+    trade_json,
+)
 
-PERPETUAL_EXPIRY_MS = 32503708800000  # Deribit's "never" for the perpetual
+__all__ = ["DeribitApi", "instrument_json", "ms"]
+
 Params = Mapping[str, str]
-
-
-def ms(t: datetime) -> int:
-    return round(t.timestamp() * 1000)
+# get_volatility_index_data: Deribit's resolutions (seconds, or "1D"), and rows per reply
+RESOLUTIONS = {"1": 1, "60": 60, "3600": 3600, "43200": 43200, "1D": 86400}
+MAX_CANDLES = 1000
 
 
 class DeribitApi:
@@ -52,6 +63,7 @@ class DeribitApi:
             "private/get_open_orders_by_currency": self._open_orders_by_currency,
             "private/get_open_orders_by_instrument": self._open_orders_by_instrument,
             "private/get_user_trades_by_instrument": self._user_trades_by_instrument,
+            "private/get_user_trades_by_order": self._user_trades_by_order,
         }
 
     def call(self, method: str, params: Params) -> Any:
@@ -68,7 +80,9 @@ class DeribitApi:
                 "currency": currency,
                 "currency_long": {"BTC": "Bitcoin", "ETH": "Ethereum"}.get(currency, currency),
                 "coin_type": {"BTC": "BITCOIN", "ETH": "ETHER"}.get(currency, currency),
-                "fee_precision": 4,
+                "network_currency": currency,
+                "network_fee": 0.0001,
+                "decimals": {"BTC": 8, "ETH": 6}.get(currency, 8),
                 "min_confirmations": 1,
                 "min_withdrawal_fee": 0.0001,
                 "withdrawal_fee": 0.0001,
@@ -85,7 +99,7 @@ class DeribitApi:
 
     def _ticker(self, params: Params) -> dict[str, Any]:
         listed = self.engine.instrument(_required(params, "instrument_name"))
-        return ticker_json(listed, self.engine.quote(listed.name), self.engine.now)
+        return ticker_json(listed, self.engine.quote(listed.name), self.engine)
 
     def _book_summary_by_currency(self, params: Params) -> list[dict[str, Any]]:
         currency = _required(params, "currency")
@@ -93,38 +107,61 @@ class DeribitApi:
             return []
         kind = params.get("kind")
         listed = {x.name: x for x in self.engine.instruments(kind=kind)}
-        return [book_summary_json(listed[q.name], q, self.engine.now) for q in self.engine.quotes(kind=kind)]
+        return [book_summary_json(listed[q.name], q, self.engine) for q in self.engine.quotes(kind=kind)]
 
     def _book_summary_by_instrument(self, params: Params) -> list[dict[str, Any]]:
         listed = self.engine.instrument(_required(params, "instrument_name"))
-        return [book_summary_json(listed, self.engine.quote(listed.name), self.engine.now)]
+        return [book_summary_json(listed, self.engine.quote(listed.name), self.engine)]
 
     def _funding_rate_value(self, params: Params) -> float:
+        """The funding accrued per unit of the perpetual over ``[start_timestamp, end_timestamp]``."""
         listed = self.engine.instrument(_required(params, "instrument_name"))
+        start, end = _time(params, "start_timestamp"), _time(params, "end_timestamp")
         if not listed.is_perpetual:
             raise SimError(11029, "invalid_arguments", reason="funding applies to the perpetual only")
-        # The simulator answers the 8-hour rate in force now, whatever window is asked for.
-        return self.engine.market().funding_8h
+        return self.engine.funding_between(start, end) if end > start else 0.0
 
     def _index_price(self, params: Params) -> dict[str, float]:
+        _required(params, "index_name")
         index = self.engine.market().index
         return {"index_price": index, "estimated_delivery_price": index}
 
     def _volatility_index(self, params: Params) -> dict[str, Any]:
+        """Candles ``[ms, open, high, low, close]`` of the 30-day ATM volatility (percent, as DVOL)."""
         _required(params, "currency")
-        vol = self.engine.market().atm_vol * 100.0
-        stamp = ms(self.engine.now)
-        return {"data": [[stamp, vol, vol, vol, vol]], "continuation": None}
+        start, end = _time(params, "start_timestamp"), min(_time(params, "end_timestamp"), self.engine.now)
+        resolution = _required(params, "resolution")
+        if resolution not in RESOLUTIONS:
+            raise SimError(-32602, "Invalid params", reason="invalid resolution", param="resolution")
+        step = timedelta(seconds=RESOLUTIONS[resolution])
+        first = datetime.fromtimestamp(
+            math.ceil(start.timestamp() / step.total_seconds()) * step.total_seconds(), UTC
+        )
+        count = max(0, math.floor((end - first) / step) + 1)
+        skip = max(0, count - MAX_CANDLES)
+        rows = [self._candle(first + i * step, step) for i in range(skip, count)]
+        return {"data": rows, "continuation": ms(first + skip * step) if skip else None}
+
+    def _candle(self, start: datetime, step: timedelta) -> list[float]:
+        end = min(start + step, self.engine.now)
+        times, t = [start], start
+        while (t := self.engine.path.next_change_after(t) or end) < end:  # the path's steps inside
+            times.append(t)
+        vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in times]
+        return [ms(start), vols[0], max(vols), min(vols), vols[-1]]
 
     # ----------------------------------------------------------------- private: account
     def _account_summary(self, params: Params) -> dict[str, Any]:
         currency = _required(params, "currency")
         if currency != self.engine.config.currency:
-            raise SimError(11029, "invalid_arguments", reason=f"currency {currency!r}")
-        return account_json(self.engine)
+            raise SimError(-32602, "Invalid params", reason="invalid currency", param="currency")
+        return account_json(self.engine, extended=_flag(params, "extended"))
 
     def _account_summaries(self, params: Params) -> dict[str, Any]:
-        return {"id": 1, "email": "sim@levctl.invalid", "summaries": [account_json(self.engine)]}
+        summary = {**account_json(self.engine), "fees": fees_json(self.engine)}
+        extended = _flag(params, "extended")
+        fields = ACCOUNT_FIELDS if extended else {k: ACCOUNT_FIELDS[k] for k in ("id", "email")}
+        return {**fields, "summaries": [summary]}
 
     def _positions(self, params: Params) -> list[dict[str, Any]]:
         currency = params.get("currency")
@@ -138,12 +175,11 @@ class DeribitApi:
         ]
 
     def _position(self, params: Params) -> dict[str, Any]:
-        name = _required(params, "instrument_name")
-        self.engine.instrument(name)
+        listed = self.engine.instrument(_required(params, "instrument_name"))
         for view in self.engine.position_views():
-            if view.listed.name == name:
+            if view.listed.name == listed.name:
                 return position_json(view, self.engine)
-        raise SimError(11029, "invalid_arguments", reason=f"no position in {name}")
+        return flat_position_json(listed, self.engine.quote(listed.name), self.engine)
 
     # ----------------------------------------------------------------- private: orders
     def _order(self, params: Params, direction: str) -> dict[str, Any]:
@@ -195,6 +231,11 @@ class DeribitApi:
             "has_more": len(trades) > count,
         }
 
+    def _user_trades_by_order(self, params: Params) -> list[dict[str, Any]]:
+        """The order's trades, a bare array as Deribit answers it (oldest first)."""
+        order = self.engine.order(_required(params, "order_id"))
+        return [trade_json(t, order, self.engine.config.currency) for t in order.trades]
+
     def _open_orders_by_currency(self, params: Params) -> list[dict[str, Any]]:
         if _required(params, "currency") != self.engine.config.currency:
             return []
@@ -205,257 +246,10 @@ class DeribitApi:
         return [order_json(o, self.engine) for o in self.engine.open_orders(name=name)]
 
 
-# --------------------------------------------------------------------- JSON shapes
-def instrument_json(x: Listed, engine: SimExchange) -> dict[str, Any]:
-    currency = engine.config.currency
-    base: dict[str, Any] = {
-        "instrument_name": x.name,
-        "kind": x.kind,
-        "is_active": True,
-        "base_currency": currency,
-        "counter_currency": "USD",
-        "settlement_currency": currency,
-        "tick_size": x.tick_size,
-        "min_trade_amount": x.min_amount,
-        "contract_size": x.contract_size,
-        "maker_commission": x.maker_fee,
-        "taker_commission": x.taker_fee,
-        "block_trade_commission": x.taker_fee,
-        "creation_timestamp": ms(x.created_at),
-        "expiration_timestamp": PERPETUAL_EXPIRY_MS if x.expiry is None else ms(x.expiry),
-        "price_index": f"{currency.lower()}_usd",
-        "rfq": False,
-    }
-    if x.kind == "option":
-        base.update(
-            quote_currency=currency,
-            strike=x.strike,
-            option_type="call" if x.is_call else "put",
-            settlement_period=_settlement_period(x, engine),
-            instrument_type="reversed",
-        )
-    else:
-        base.update(
-            quote_currency="USD",
-            future_type="reversed",
-            instrument_type="reversed",
-            max_leverage=50,
-            max_liquidation_commission=engine.config.fees.liquidation,
-            settlement_period="perpetual" if x.is_perpetual else _settlement_period(x, engine),
-        )
-    return base
-
-
-def _settlement_period(x: Listed, engine: SimExchange) -> str:
-    assert x.expiry is not None
-    return "month" if is_futures_expiry(x.expiry, engine.config.listing) else "week"
-
-
-def _underlying_index(x: Listed, engine: SimExchange) -> str:
-    assert x.expiry is not None
-    currency = engine.config.currency
-    if is_futures_expiry(x.expiry, engine.config.listing):
-        return f"{currency}-{deribit_expiry_code(x.expiry)}"
-    return f"SYN.{currency}-{deribit_expiry_code(x.expiry)}"
-
-
-def ticker_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "instrument_name": x.name,
-        "timestamp": ms(now),
-        "state": "open",
-        "mark_price": q.mark_price,
-        "index_price": q.index_price,
-        "last_price": q.mark_price,
-        "best_bid_price": q.best_bid or 0.0,
-        "best_ask_price": q.best_ask or 0.0,
-        "best_bid_amount": 0.0 if q.best_bid is None else 100.0,
-        "best_ask_amount": 0.0 if q.best_ask is None else 100.0,
-        "min_price": q.mark_price * 0.9,
-        "max_price": q.mark_price * 1.1,
-        "settlement_price": q.mark_price,
-        "open_interest": 0.0,
-        "stats": {"volume": 0.0, "high": q.mark_price, "low": q.mark_price, "price_change": 0.0},
-        "estimated_delivery_price": q.index_price,
-    }
-    if x.kind == "option":
-        body.update(
-            _option_fields(q),
-            bid_iv=round((q.mark_iv or 0.0) * 100.0 - 1.0, 4),
-            ask_iv=round((q.mark_iv or 0.0) * 100.0 + 1.0, 4),
-            greeks={"delta": q.delta, "gamma": q.gamma, "vega": q.vega, "theta": q.theta, "rho": 0.0},
-        )
-    elif x.is_perpetual:
-        body.update(funding_8h=q.funding_8h, current_funding=q.funding_8h, interest_value=0.0)
-    return body
-
-
-def _option_fields(q: SimQuote) -> dict[str, Any]:
-    """What Deribit adds for an option: its forward and mark IV (in percent)."""
-    return {
-        "underlying_price": q.underlying_price,
-        "underlying_index": "index_price",
-        "interest_rate": 0.0,
-        "mark_iv": round((q.mark_iv or 0.0) * 100.0, 4),
-    }
-
-
-def book_summary_json(x: Listed, q: SimQuote, now: datetime) -> dict[str, Any]:
-    bid = q.best_bid
-    ask = q.best_ask
-    body: dict[str, Any] = {
-        "instrument_name": x.name,
-        "base_currency": x.instrument.underlying,
-        "quote_currency": x.instrument.underlying if x.kind == "option" else "USD",
-        "mark_price": q.mark_price,
-        "bid_price": bid,
-        "ask_price": ask,
-        "mid_price": None if bid is None or ask is None else (bid + ask) / 2.0,
-        "last": q.mark_price,
-        "high": q.mark_price,
-        "low": q.mark_price,
-        "volume": 0.0,
-        "open_interest": 0.0,
-        "price_change": 0.0,
-        "estimated_delivery_price": q.index_price,
-        "creation_timestamp": ms(now),
-    }
-    if x.kind == "option":
-        body.update(_option_fields(q))
-    elif x.is_perpetual:
-        body.update(funding_8h=q.funding_8h, current_funding=q.funding_8h)
-    return body
-
-
-def account_json(engine: SimExchange) -> dict[str, Any]:
-    a = engine.account()
-    currency = engine.config.currency
-    return {
-        "currency": currency,
-        "balance": a.balance,
-        "equity": a.equity,
-        "margin_balance": a.equity,
-        "initial_margin": a.initial_margin,
-        "maintenance_margin": a.maintenance_margin,
-        "projected_initial_margin": a.initial_margin,
-        "projected_maintenance_margin": a.maintenance_margin,
-        "available_funds": a.available_funds,
-        "available_withdrawal_funds": max(0.0, min(a.balance, a.available_funds)),
-        "total_pl": a.realised_pnl + a.unrealised_pnl,
-        "session_upl": a.unrealised_pnl,
-        "session_rpl": a.realised_pnl,
-        "session_funding": a.funding,
-        "futures_pl": 0.0,
-        "options_pl": 0.0,
-        "options_value": a.options_value,
-        "options_delta": a.options_delta,
-        "options_gamma": a.options_gamma,
-        "options_vega": a.options_vega,
-        "options_theta": a.options_theta,
-        "delta_total": a.delta_total,
-        "fee_balance": 0.0,
-        "margin_model": "segregated_sm",
-        "portfolio_margining_enabled": False,
-        "cross_collateral_enabled": False,
-        "limits": {"matching_engine": 20, "non_matching_engine": 200},
-    }
-
-
-def position_json(view: Any, engine: SimExchange) -> dict[str, Any]:
-    book, listed, q = view.book, view.listed, view.quote
-    size = book.size
-    body: dict[str, Any] = {
-        "instrument_name": listed.name,
-        "kind": listed.kind,
-        "direction": "buy" if size > 0 else "sell" if size < 0 else "zero",
-        "size": size,
-        "size_currency": size if listed.kind == "option" else size / q.mark_price,
-        "average_price": book.average_price,
-        "mark_price": q.mark_price,
-        "index_price": q.index_price,
-        "settlement_price": q.mark_price,
-        "floating_profit_loss": book.unrealised(q.mark_price),
-        "realized_profit_loss": book.realised_pnl,
-        "total_profit_loss": book.realised_pnl + book.unrealised(q.mark_price),
-        "initial_margin": view.initial_margin,
-        "maintenance_margin": view.maintenance_margin,
-        "open_orders_margin": 0.0,
-        "delta": view.delta,
-        "leverage": 50 if listed.kind != "option" else None,
-        "estimated_liquidation_price": None,
-        "interest_value": 0.0,
-    }
-    if listed.kind == "option":
-        body.update(
-            gamma=view.gamma,
-            vega=view.vega,
-            theta=view.theta,
-            average_price_usd=book.average_price * q.underlying_price,
-            mark_iv=round((q.mark_iv or 0.0) * 100.0, 4),
-            underlying_price=q.underlying_price,
-        )
-    elif listed.is_perpetual:
-        body.update(realized_funding=book.funding)
-    return body
-
-
-def order_json(o: SimOrder, engine: SimExchange) -> dict[str, Any]:
-    listed = engine.listed.get(o.name)
-    contract = listed.contract_size if listed is not None else 1.0
-    return {
-        "order_id": o.order_id,
-        "instrument_name": o.name,
-        "direction": o.direction,
-        "amount": o.amount,
-        "contracts": o.amount / contract,
-        "filled_amount": o.filled,
-        "price": "market_price" if o.price is None else o.price,
-        "average_price": o.average_price,
-        "order_state": o.state,
-        "order_type": o.order_type,
-        "label": o.label,
-        "post_only": o.post_only,
-        "reduce_only": o.reduce_only,
-        "time_in_force": "good_til_cancelled",
-        "creation_timestamp": ms(o.created),
-        "last_update_timestamp": ms(o.updated),
-        "commission": o.commission,
-        "api": True,
-        "web": False,
-        "is_liquidation": o.label == "liquidation",
-        "replaced": False,
-        "max_show": o.amount,
-        "mmp": False,
-        "risk_reducing": False,
-    }
-
-
-def trade_json(t: SimTrade, o: SimOrder, currency: str) -> dict[str, Any]:
-    return {
-        "trade_id": t.trade_id,
-        "order_id": t.order_id,
-        "instrument_name": t.name,
-        "direction": t.direction,
-        "amount": t.amount,
-        "price": t.price,
-        "fee": t.fee,
-        "fee_currency": currency,
-        "liquidity": t.liquidity,
-        "timestamp": ms(t.time),
-        "index_price": t.index_price,
-        "mark_price": t.mark_price,
-        "order_type": o.order_type,
-        "state": o.state,
-        "label": o.label,
-        "tick_direction": 0,
-        "trade_seq": int(t.trade_id.split("-")[-1]),
-    }
-
-
 def _required(params: Params, name: str) -> str:
     value = params.get(name)
     if value is None or value == "":
-        raise SimError(11029, "invalid_arguments", reason=f"missing parameter {name}")
+        raise SimError(-32602, "Invalid params", reason="must be present", param=name)
     return value
 
 
@@ -464,14 +258,18 @@ def _number(params: Params, name: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise SimError(11029, "invalid_arguments", reason=f"{name} is not a number: {raw!r}") from None
+        raise SimError(-32602, "Invalid params", reason=f"not a number: {raw!r}", param=name) from None
     if not math.isfinite(value):
-        raise SimError(11029, "invalid_arguments", reason=f"{name} must be finite")
+        raise SimError(-32602, "Invalid params", reason="must be finite", param=name)
     return value
+
+
+def _time(params: Params, name: str) -> datetime:
+    return datetime.fromtimestamp(_number(params, name) / 1000.0, UTC)
 
 
 def _flag(params: Params, name: str) -> bool:
     raw = params.get(name, "false").lower()
     if raw not in ("true", "false"):
-        raise SimError(11029, "invalid_arguments", reason=f"{name} must be true or false")
+        raise SimError(-32602, "Invalid params", reason="must be true or false", param=name)
     return raw == "true"

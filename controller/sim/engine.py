@@ -2,14 +2,21 @@
 
 One engine serves both faces (in-process venue, Deribit-compatible HTTP server).  Time is
 virtual and only moves forward, through :meth:`SimExchange.advance_to`; between market steps the
-engine accrues perpetual funding, settles expiries at the index, fills resting limit orders that
-the market reaches, lists new expiries and liquidates the account when equity falls below its
-maintenance margin.  Errors carry Deribit's JSON-RPC codes (:class:`SimError`).
+engine accrues perpetual funding (Deribit's formula, :mod:`.funding`), settles the day's session
+at 08:00 UTC and delivers expiries at the 30-minute average of the index (:mod:`.settlement`),
+fills resting limit orders that the market reaches, lists new expiries and liquidates the account,
+step by step, when equity falls below its maintenance margin (:mod:`.liquidation`).  Errors carry
+Deribit's JSON-RPC codes (:class:`SimError`).
 
 The parts: :mod:`.model` (data), :mod:`.market` (price paths), :mod:`.listing` (what is listed),
 :mod:`.quotes` (how it is marked), :mod:`.orders` (validation and the order book),
-:mod:`.wallet` (balance, positions, fills, funding, settlement) and :mod:`.margin` (margin, fees).
-This module is the clock and the rules that tie them together.
+:mod:`.wallet` (balance, positions, fills, funding, settlement), :mod:`.margin_model` (standard or
+portfolio margin) and :mod:`.margin` (standard margin, fees).  This module is the clock and the
+rules that tie them together.
+
+A bankrupt account (equity at or below zero after liquidation) is the signal a run must stop on:
+:attr:`SimExchange.bankrupt_at` is set and a ``bankrupt`` event recorded, the shortfall booked to
+the insurance fund (``ledger()["insurance"]``).
 """
 
 from __future__ import annotations
@@ -17,14 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-
-import numpy as np
+from datetime import datetime, timedelta
 
 from controller.sim.account import PositionBook
+from controller.sim.funding import funding_over, funding_rate
+from controller.sim.liquidation import liquidate_if_needed
 from controller.sim.listing import Listed, list_expiries, list_perpetual
-from controller.sim.margin import future_margins, option_margins
-from controller.sim.market import MarketPath, MarketState, ReplayPath, StochasticVolPath
+from controller.sim.margin_model import MarginModel, standard_margins
+from controller.sim.market import MarketPath, MarketState, StochasticVolPath
 from controller.sim.model import (
     AccountView,
     PositionView,
@@ -36,7 +43,8 @@ from controller.sim.model import (
     SimTrade,
 )
 from controller.sim.orders import OrderBook, reduce_only_amount, validate_order
-from controller.sim.quotes import compute_quotes
+from controller.sim.quotes import compute_quotes, price_band
+from controller.sim.settlement import delivery_price, next_settlement_after
 from controller.sim.wallet import Wallet
 
 
@@ -57,6 +65,10 @@ class SimExchange:
         self.book = OrderBook()
         self.listed: dict[str, Listed] = {}
         self.events: list[SimEvent] = []
+        self.margin_model = MarginModel(self.config)
+        self.settlement_prices: dict[str, float] = {}  # each instrument's last settlement (or delivery)
+        self.bankrupt_at: datetime | None = None  # when liquidation left the account at or below zero
+        self._next_settlement = next_settlement_after(self._now)
         self._quotes: dict[str, SimQuote] = {}  # marks of the current market state, filled as asked for
         self._marks_generation = 0  # counts market states: a new one clears the marks
         self._views: tuple[tuple[int, int], list[PositionView]] | None = None
@@ -99,8 +111,8 @@ class SimExchange:
         market = MarketState(
             time=state.time,
             index=state.index * self._price_factor,
-            atm_vol=max(0.05, state.atm_vol + self._vol_shift),
-            funding_8h=state.funding_8h,
+            atm_vol=self._shifted_vol(state.atm_vol),
+            perp_premium=state.perp_premium,
         )
         self._market = (self._marks_generation, market)  # the marks change with the market, and only then
         return market
@@ -117,9 +129,9 @@ class SimExchange:
             self._accrue_funding(step_to)
             self._now = step_to
             self._new_marks()
-            self._settle_expired()  # lists the next expiries when one passes
+            self._settle()  # lists the next expiries when one passes
             self._match_resting_orders()
-            self._liquidate_if_needed()
+            liquidate_if_needed(self)
             if step_to >= target:
                 return
 
@@ -131,27 +143,38 @@ class SimExchange:
         self._vol_shift += vol_shift
         self._new_marks()
         self._match_resting_orders()
-        self._liquidate_if_needed()
+        liquidate_if_needed(self)
 
     def _new_marks(self) -> None:
         self._quotes.clear()
         self._marks_generation += 1
 
     def _next_event_after(self, t: datetime) -> datetime:
-        candidates = [t + timedelta(days=3650)]
-        if isinstance(self.path, StochasticVolPath):
-            step_s = self.path.params.step_s
-            elapsed = (t - self.path.start).total_seconds()
-            candidates.append(
-                self.path.start + timedelta(seconds=(math.floor(elapsed / step_s) + 1) * step_s)
-            )
-        elif isinstance(self.path, ReplayPath):
-            times = self.path.data.times_ms
-            i = int(np.searchsorted(times, t.timestamp() * 1000.0, side="right"))
-            if i < times.size:
-                candidates.append(datetime.fromtimestamp(times[i] / 1000.0, UTC))
+        candidates = [t + timedelta(days=3650), self._next_settlement]
+        change = self.path.next_change_after(t)
+        if change is not None:
+            candidates.append(change)
         candidates.extend(x.expiry for x in self.listed.values() if x.expiry is not None and x.expiry > t)
         return min(candidates)
+
+    def funding_rate(self) -> float:
+        """The perpetual's funding rate in force (per 8 h), from its premium (:mod:`.funding`)."""
+        return funding_rate(self.market().perp_premium, self.config.funding)
+
+    def funding_between(self, start: datetime, end: datetime) -> float:
+        """The funding accrued per unit of the perpetual over ``[start, end)`` (not past now)."""
+        return funding_over(self.path, start, min(end, self._now), self.config.funding)
+
+    def vol_at(self, t: datetime) -> float:
+        """The 30-day ATM volatility (decimal) at a past (or present) time, with the shocks in force now."""
+        return self._shifted_vol(self.path.state_at(t).atm_vol)
+
+    def _shifted_vol(self, atm_vol: float) -> float:
+        return max(0.05, atm_vol + self._vol_shift)
+
+    def index_at(self, t: datetime) -> float:
+        """The index at a past (or present) time, with the shocks in force now."""
+        return self.path.state_at(t).index * self._price_factor
 
     # ----------------------------------------------------------------- listing and quotes
     def instrument(self, name: str) -> Listed:
@@ -206,7 +229,9 @@ class SimExchange:
             if book.size == 0.0:
                 continue
             listed, quote = self.listed[name], self.quote(name)
-            im, mm = _position_margins(listed, book.size, quote, self.config)
+            im, mm = self.margin_model.position(
+                listed, book.size, quote, now=self._now, key=self._marks_generation
+            )
             if listed.kind == "option":
                 delta = book.size * ((quote.delta or 0.0) - quote.mark_price)
                 gamma, vega, theta = (book.size * (v or 0.0) for v in (quote.gamma, quote.vega, quote.theta))
@@ -228,37 +253,63 @@ class SimExchange:
 
     def _positions_account(self) -> AccountView:
         views = self.position_views()
-        upl = sum(v.book.unrealised(v.quote.mark_price) for v in views)
-        options_value = sum(v.book.value(v.quote.mark_price) for v in views if v.listed.kind == "option")
-        futures_upl = sum(v.book.unrealised(v.quote.mark_price) for v in views if v.listed.kind != "option")
-        opt = [v for v in views if v.listed.kind == "option"]
+        options = [v for v in views if v.listed.kind == "option"]
+        futures = [v for v in views if v.listed.kind != "option"]
+        if self.margin_model.portfolio:
+            initial, maintenance = self._account_margins({v.listed.name: v.book.size for v in views})
+        else:
+            initial = sum(v.initial_margin for v in views)
+            maintenance = sum(v.maintenance_margin for v in views)
+        options_value = sum(v.book.value(v.quote.mark_price) for v in options)
+        books = self.positions.values()
         return AccountView(
             balance=self.balance,
-            equity=self.balance + futures_upl + options_value,
-            initial_margin=sum(v.initial_margin for v in views),
-            maintenance_margin=sum(v.maintenance_margin for v in views),
-            unrealised_pnl=upl,
-            realised_pnl=sum(b.realised_pnl for b in self.positions.values()),
+            equity=self.balance + sum(v.book.value(v.quote.mark_price) for v in futures) + options_value,
+            initial_margin=initial,
+            maintenance_margin=maintenance,
+            unrealised_pnl=sum(v.book.unrealised(v.quote.mark_price) for v in views),
+            realised_pnl=sum(b.realised_pnl for b in books),
             funding=self.funding_total,
             fees=self.fees_paid,
             options_value=options_value,
+            futures_session_upl=sum(v.book.session_unrealised(v.quote.mark_price) for v in futures),
+            options_session_upl=sum(v.book.session_unrealised(v.quote.mark_price) for v in options),
+            futures_session_rpl=sum(b.session_realised for b in books if not b.is_option),
+            options_session_rpl=sum(b.session_realised for b in books if b.is_option),
             delta_total=sum(v.delta for v in views),
-            options_delta=sum(v.delta for v in opt),
-            options_gamma=sum(v.gamma for v in opt),
-            options_vega=sum(v.vega for v in opt),
-            options_theta=sum(v.theta for v in opt),
+            options_delta=sum(v.delta for v in options),
+            options_gamma=sum(v.gamma for v in options),
+            options_vega=sum(v.vega for v in options),
+            options_theta=sum(v.theta for v in options),
         )
+
+    def _account_margins(self, sizes: dict[str, float]) -> tuple[float, float]:
+        """(initial, maintenance) margin of the account if it held ``sizes`` (marked as now)."""
+        held = {n: s for n, s in sizes.items() if s != 0.0}
+        quotes = {n: self.quote(n) for n in held}
+        return self.margin_model.account(held, self.listed, quotes, now=self._now, key=self._marks_generation)
+
+    def maintenance_with(self, name: str, size: float) -> float:
+        """The account's maintenance margin if its position in ``name`` were ``size``."""
+        sizes = {n: b.size for n, b in self.positions.items()}
+        sizes[name] = size
+        return self._account_margins(sizes)[1]
 
     def _open_orders_margin(self) -> float:
         """Initial margin that resting orders would add if filled (orders that reduce add none)."""
         return sum(self._margin_increase(o.name, o.direction, o.amount - o.filled) for o in self.book.open())
 
     def _margin_increase(self, name: str, direction: str, amount: float) -> float:
-        listed, quote = self.listed[name], self.quote(name)
         size = self.wallet.size(name)
         signed = amount if direction == "buy" else -amount
-        before = _position_margins(listed, size, quote, self.config)[0]
-        after = _position_margins(listed, size + signed, quote, self.config)[0]
+        if self.margin_model.portfolio:
+            sizes = {n: b.size for n, b in self.positions.items()}
+            before = self._account_margins(sizes)[0]
+            sizes[name] = size + signed
+            return max(self._account_margins(sizes)[0] - before, 0.0)
+        listed, quote = self.listed[name], self.quote(name)
+        before = standard_margins(listed, size, quote, self.config)[0]
+        after = standard_margins(listed, size + signed, quote, self.config)[0]
         return max(after - before, 0.0)
 
     # ----------------------------------------------------------------- orders
@@ -278,6 +329,9 @@ class SimExchange:
         listed = self.instrument(name)
         amount, price = validate_order(listed, direction, amount, order_type, price, label)
         quote = self.quote(name)
+        low, high = price_band(listed, quote.mark_price, self.config)
+        if price is not None and listed.kind != "option":
+            price = min(price, high) if direction == "buy" else max(price, low)  # clamped to the band
         if reduce_only:
             amount = reduce_only_amount(listed, direction, amount, self.wallet.size(name))
         crosses = order_type == "market" or (
@@ -304,6 +358,8 @@ class SimExchange:
             reduce_only=reduce_only,
             now=self._now,
         )
+        if order_type == "market":
+            order.band_price = high if direction == "buy" else low
         if crosses:
             touch = quote.best_ask if direction == "buy" else quote.best_bid
             if touch is None:
@@ -371,68 +427,57 @@ class SimExchange:
     def _accrue_funding(self, end: datetime) -> None:
         if end <= self._now:
             return
-        m = self.market()
+        seconds = (end - self._now).total_seconds()
         self.wallet.accrue_funding(
-            self.listed, index=m.index, funding_8h=m.funding_8h, seconds=(end - self._now).total_seconds()
+            self.listed, index=self.market().index, rate_8h=self.funding_rate(), seconds=seconds
         )
 
-    def _settle_expired(self) -> None:
+    def _settle(self) -> None:
+        """Deliver what expired (at the 30-minute average of the index), then, at 08:00 UTC, settle
+        the day's session of every other position at its mark."""
         due = [x for x in self.listed.values() if x.expiry is not None and x.expiry <= self._now]
-        if not due:
-            return
-        index = self.market().index
         for listed in due:
+            assert listed.expiry is not None
+            price = delivery_price(self.index_at, listed.expiry)
             for order in self.open_orders(name=listed.name):
                 order.state, order.updated = "cancelled", self._now
-            if self.wallet.settle(listed, index):
-                self.events.append(SimEvent(self._now, "settlement", f"{listed.name} settled at {index:.2f}"))
+            if self.wallet.deliver(listed, price):
+                self.events.append(
+                    SimEvent(self._now, "settlement", f"{listed.name} delivered at {price:.2f}")
+                )
+            self.settlement_prices[listed.name] = price
             del self.listed[listed.name]
-        self._list_new_expiries()  # the listing only moves when a listed expiry has passed
+        if self._now >= self._next_settlement:
+            marks = {q.name: q.mark_price for q in self.quotes()}
+            self.wallet.settle_session({n: marks[n] for n in self.positions if n in marks})
+            self.settlement_prices.update(marks)
+            self._next_settlement = next_settlement_after(self._now)
+        if due:
+            self._list_new_expiries()  # the listing only moves when a listed expiry has passed
 
     def realised_total(self) -> float:
         return self.wallet.realised_total()
 
-    def _liquidate_if_needed(self) -> None:
-        if not any(b.size != 0.0 for b in self.positions.values()):
-            return
-        account = self.account()
-        if account.maintenance_margin <= 0 or account.equity >= account.maintenance_margin:
-            return
-        for order in self.open_orders():
-            order.state, order.updated = "cancelled", self._now
-        for name, book in list(self.positions.items()):
-            if book.size == 0.0:
-                continue
-            quote = self.quote(name)
-            close = self.book.create(
-                label="liquidation",
-                name=name,
-                direction="sell" if book.size > 0 else "buy",
-                amount=abs(book.size),
-                order_type="market",
-                price=None,
-                post_only=False,
-                reduce_only=True,
-                now=self._now,
-            )
-            self._fill(close, abs(book.size), quote.mark_price, liquidity="T")
-            notional_coin = (
-                abs(close.amount)
-                if self.listed[name].kind == "option"
-                else abs(close.amount) / quote.mark_price
-            )
-            self.wallet.charge(self.config.fees.liquidation * notional_coin)
-        self.events.append(
-            SimEvent(
-                self._now,
-                "liquidation",
-                f"equity {account.equity:.8f} below maintenance {account.maintenance_margin:.8f}",
-            )
+    def fill_liquidation(self, name: str, direction: str, amount: float, *, liquidation_fee: float) -> None:
+        """The liquidation engine's order: ``amount`` closed at the mark as taker, its fee on top."""
+        order = self.book.create(
+            label="liquidation",
+            name=name,
+            direction=direction,
+            amount=amount,
+            order_type="market",
+            price=None,
+            post_only=False,
+            reduce_only=True,
+            now=self._now,
         )
+        self._fill(order, amount, self.quote(name).mark_price, liquidity="T")
+        self.wallet.charge(liquidation_fee)
 
     # ----------------------------------------------------------------- the ledger (for tests and admin)
     def ledger(self) -> dict[str, float]:
-        """Equity against its P&L components: ``equity − start = realised + unrealised + funding − fees``."""
+        """Equity against its P&L components:
+        ``equity − start = realised + unrealised + funding − fees + insurance``."""
         account = self.account()
         return {
             "start": self.config.initial_balance,
@@ -441,22 +486,5 @@ class SimExchange:
             "unrealised": account.unrealised_pnl,
             "funding": self.funding_total,
             "fees": self.fees_paid,
+            "insurance": self.wallet.insurance_total,
         }
-
-
-def _position_margins(listed: Listed, size: float, quote: SimQuote, config: SimConfig) -> tuple[float, float]:
-    """(initial, maintenance) margin in coin of a position of ``size`` at this quote."""
-    if size == 0.0:
-        return 0.0, 0.0
-    if listed.kind == "option":
-        if listed.strike is None:
-            raise ValueError(f"{listed.name} has no strike")
-        return option_margins(
-            size=size,
-            mark_coin=quote.mark_price,
-            underlying=quote.underlying_price,
-            strike=listed.strike,
-            is_call=bool(listed.is_call),
-            params=config.margin,
-        )
-    return future_margins(size_usd=size, mark=quote.mark_price, params=config.margin)

@@ -5,7 +5,8 @@
 * Instruments: ``BTC-PERPETUAL`` (inverse, USD-sized), dated inverse futures on the monthly and
   quarterly expiries, and coin-settled options on every expiry over a strike grid fixed when the
   expiry is listed (spacing and width scale with the price and with σ·√T).
-* Forward of an expiry ``F = S·exp(carry·T)`` with ``carry`` the annualised funding (clamped).
+* Forward of an expiry ``F = S·exp(carry·T)`` with ``carry`` the perpetual's premium, annualised
+  as an 8-hour rate (clamped).
 * Mark IV: a smile in standardised moneyness ``x = ln(K/F) / (σ_T √T)``:
   ``σ(K, T) = σ_T · clip(1 + skew·x + curvature·x², 0.5, 3)``, term structure
   ``σ_T = σ_30d · (T / 30 days)^term_slope``.
@@ -45,6 +46,7 @@ class ListingParams:
     future_tick: float = 0.5  # USD
     future_min_amount: float = 10.0  # USD (one contract)
     max_carry: float = 0.5  # annualised
+    option_tick_steps: tuple[tuple[float, float], ...] = ()  # (above_price, tick): coarser ticks up high
 
     @classmethod
     def for_currency(cls, currency: str, **overrides: object) -> ListingParams:
@@ -79,10 +81,19 @@ class Listed:
     maker_fee: float
     taker_fee: float
     created_at: datetime
+    tick_size_steps: tuple[tuple[float, float], ...] = ()  # (above_price, tick), as Deribit lists them
 
     @property
     def is_perpetual(self) -> bool:
         return self.expiry is None
+
+    def tick_at(self, price: float) -> float:
+        """The tick in force at ``price``: the step with the highest ``above_price`` at or below it."""
+        tick = self.tick_size
+        for above, step in self.tick_size_steps:
+            if price >= above:
+                tick = step
+        return tick
 
 
 def list_perpetual(params: ListingParams, fees: FeeParams, now: datetime) -> Listed:
@@ -143,6 +154,7 @@ def list_expiries(
                         fees.option_rate,
                         fees.option_rate,
                         now,
+                        params.option_tick_steps,
                     )
                 )
     return out
@@ -199,8 +211,8 @@ def future_name(currency: str, expiry: datetime) -> str:
     return f"{currency}-{deribit_expiry_code(expiry)}"
 
 
-def forward_price(*, index: float, funding_8h: float, t_years: float, params: ListingParams) -> float:
-    carry = max(-params.max_carry, min(params.max_carry, funding_8h * 3.0 * 365.0))
+def forward_price(*, index: float, premium: float, t_years: float, params: ListingParams) -> float:
+    carry = max(-params.max_carry, min(params.max_carry, premium * 3.0 * 365.0))
     return index * math.exp(carry * max(t_years, 0.0))
 
 

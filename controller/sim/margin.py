@@ -40,7 +40,8 @@ class FeeParams:
     future_maker: float = 0.0
     option_rate: float = 0.0003
     option_cap: float = 0.125
-    liquidation: float = 0.0075
+    liquidation: float = 0.0075  # futures: the instruments' published max_liquidation_commission
+    option_liquidation: float = 0.002  # options: 0.2 % of the underlying (Deribit's fee page)
 
 
 def future_margins(*, size_usd: float, mark: float, params: MarginParams) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """Market paths for the simulated exchange: a seeded stochastic-volatility model, or a CSV replay.
 
-A path answers one question, ``state_at(t)``: the index price, the 30-day ATM implied volatility
-(a DVOL-like index) and the perpetual's 8-hour funding rate in force at virtual time ``t``.  The
+A path answers two questions: ``state_at(t)``, the index price, the 30-day ATM implied volatility
+(a DVOL-like index) and the perpetual's premium over the index in force at virtual time ``t``; and
+``next_change_after(t)``, when that state next changes (paths are step functions).  The funding
+Deribit charges is derived from the premium (:mod:`controller.sim.funding`).  The
 stochastic path lives on a fixed grid of virtual time (``step_s``) and is generated from the seed
 alone, so the market at a given time does not depend on how often or in what order it is asked.
 
@@ -11,7 +13,7 @@ Stochastic volatility model, per step ``dt`` (years), with correlated normals ``
     ln σ' = ln σ + κ (ln σ̄ − ln σ) dt + ξ √dt z2 + J_σ          (implied vol mean-reverts)
     σ_r   = realised_ratio · σ                                   (a variance risk premium)
     ln S' = ln S − ½ σ_r² dt + σ_r √dt z1 + J_S                 (J_S ~ N(μ_J, s_J), J_σ = |J_S|·jump_vol_beta)
-    f'    = f + θ_f (f̄ − f) dt + η_f √dt z3                      (funding per 8 h, mean-reverting)
+    f'    = f + θ_f (f̄ − f) dt + η_f √dt z3                      (the perpetual's premium, mean-reverting)
 """
 
 from __future__ import annotations
@@ -33,13 +35,17 @@ class MarketState:
     time: datetime  # when this state took effect (a grid point or a CSV row)
     index: float  # USD
     atm_vol: float  # 30-day ATM implied volatility, decimal (DVOL / 100)
-    funding_8h: float  # perpetual funding rate per 8 hours, decimal
+    perp_premium: float  # the perpetual's mark over the index, minus 1 (funding is derived from it)
 
 
 class MarketPath(Protocol):
     start: datetime
 
     def state_at(self, t: datetime) -> MarketState: ...
+
+    def next_change_after(self, t: datetime) -> datetime | None:
+        """The first time after ``t`` at which the state may change (None: it never does again)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,13 @@ class StochasticVolPath:
             time=self.start + timedelta(seconds=step * self.params.step_s),
             index=float(math.exp(self._log_s[step])),
             atm_vol=float(math.exp(self._log_v[step])),
-            funding_8h=float(self._funding[step]),
+            perp_premium=float(self._funding[step]),
         )
+
+    def next_change_after(self, t: datetime) -> datetime:
+        step_s = self.params.step_s
+        elapsed = (t - self.start).total_seconds()
+        return self.start + timedelta(seconds=(math.floor(elapsed / step_s) + 1) * step_s)
 
     def _extend(self) -> None:
         p = self.params
@@ -179,8 +190,10 @@ def load_replay_csv(path: Path) -> ReplayData:
 
     Required columns: ``timestamp_ms`` (bar end, UTC epoch milliseconds), ``index_usd`` (the index
     in USD; ``btc_usd`` is accepted in its place), ``dvol`` (the implied-volatility index, percent)
-    and ``funding_rate_8h``.  Rows must be strictly increasing in time with finite, positive prices
-    and vol; gaps (more than twice the median step) are reported, never filled.
+    and ``funding_rate_8h`` (read as the perpetual's premium over the index, from which the
+    simulator derives Deribit's funding: controller.sim.funding).  Rows must be strictly
+    increasing in time with finite, positive prices and vol; gaps (more than twice the median
+    step) are reported, never filled.
     """
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -255,10 +268,15 @@ class ReplayPath:
             time=datetime.fromtimestamp(self.data.times_ms[i] / 1000.0, UTC),
             index=float(self.data.prices[i]),
             atm_vol=float(self.data.vol_index_pct[i]) / 100.0,
-            funding_8h=float(self.data.funding_8h[i]),
+            perp_premium=float(self.data.funding_8h[i]),
         )
         self._last = (t, state)
         return state
+
+    def next_change_after(self, t: datetime) -> datetime | None:
+        times = self.data.times_ms
+        i = int(np.searchsorted(times, t.timestamp() * 1000.0, side="right"))
+        return datetime.fromtimestamp(times[i] / 1000.0, UTC) if i < times.size else None
 
     def exhausted(self, t: datetime) -> bool:
         return t > self.data.end

@@ -10,23 +10,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from controller.sim.account import PositionBook
+from controller.sim.funding import FundingParams
 from controller.sim.listing import Listed, ListingParams, SmileParams
 from controller.sim.margin import FeeParams, MarginParams
 from controller.sim.market import StochasticVolParams
 
-EIGHT_HOURS_S = 8 * 3600.0
 DEFAULT_START = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
 
 
 class SimError(Exception):
     """A request the exchange refuses, with Deribit's JSON-RPC error code."""
 
-    def __init__(self, code: int, message: str, *, http_status: int = 400, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        http_status: int = 400,
+        reason: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(f"{message} ({code})" if reason is None else f"{message}: {reason} ({code})")
         self.code = code
         self.message = message
         self.reason = reason
+        self.param = param  # Deribit's data.param: the parameter an "Invalid params" error is about
         self.http_status = http_status
+
+    @property
+    def data(self) -> dict[str, str] | None:
+        """The error's ``data``: ``{reason, param}`` as Deribit sends them (absent when neither)."""
+        data = {k: v for k, v in (("reason", self.reason), ("param", self.param)) if v}
+        return data or None
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,15 @@ class SimConfig:
     perp_half_spread: float = 0.0001  # relative to mark
     future_half_spread: float = 0.0002
     option_half_spread: float = 0.02  # relative to mark, at least one tick
+    perp_price_band: float = 0.015  # the perpetual's min/max price: ±1.5 % of its mark
+    future_price_band: float = 0.10
+    funding: FundingParams = field(default_factory=FundingParams)
+    margin_model: str = "standard"  # or "portfolio": Deribit's portfolio margin (.portfolio_margin)
     testnet: bool = True
+
+    def __post_init__(self) -> None:
+        if self.margin_model not in ("standard", "portfolio"):
+            raise ValueError(f"margin_model must be 'standard' or 'portfolio', not {self.margin_model!r}")
 
     @property
     def currency(self) -> str:
@@ -58,7 +81,7 @@ class SimQuote:
     index_price: float
     underlying_price: float  # options: the expiry's forward; futures: their own mark
     mark_iv: float | None  # decimal, options only
-    funding_8h: float | None  # perpetual only
+    current_funding: float | None  # perpetual only: the funding rate (per 8 h) in force
     delta: float | None = None  # per unit, Black (options)
     gamma: float | None = None
     vega: float | None = None
@@ -79,6 +102,7 @@ class SimOrder:
     reduce_only: bool
     created: datetime
     updated: datetime
+    band_price: float | None = None  # a market order: the price band's edge it may trade up to
     state: str = "open"  # open, filled, cancelled, rejected
     filled: float = 0.0
     average_price: float = 0.0
@@ -99,6 +123,8 @@ class SimTrade:
     time: datetime
     index_price: float
     mark_price: float
+    underlying_price: float | None = None  # options: the forward and mark IV (percent) at the fill
+    iv: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,11 +133,15 @@ class AccountView:
     equity: float
     initial_margin: float
     maintenance_margin: float
-    unrealised_pnl: float
+    unrealised_pnl: float  # since entry
     realised_pnl: float
     funding: float
     fees: float
     options_value: float
+    futures_session_upl: float  # since the last daily settlement
+    options_session_upl: float
+    futures_session_rpl: float
+    options_session_rpl: float
     delta_total: float  # coin, options premium-adjusted, collateral excluded
     options_delta: float
     options_gamma: float

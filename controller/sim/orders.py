@@ -1,7 +1,8 @@
 """Orders on the simulated exchange: what a request must satisfy, and the book that keeps them.
 
 Validation answers with Deribit's error codes: an amount that is not a whole number of lots is
-10027 on futures and 10021 on options, a price off the tick 10043, a bad argument 11029.  The
+10027 ``non_integer_contract_amount`` on futures and 10021 ``invalid_amount`` on options, a price off
+the tick in force at that price (``tick_size_steps``) 10043, a bad argument 11029.  The
 book keeps every order ever placed (an order is looked up by id or label long after it closed),
 and an index of the open ones: an order only ever leaves "open", so the index is pruned as it is
 read and advancing the clock costs O(open orders), not O(every order ever placed).
@@ -34,17 +35,20 @@ def validate_order(
         raise SimError(10021, "invalid_amount", reason=str(amount))
     lots = amount / listed.min_amount
     if abs(lots - round(lots)) > 1e-6:
-        code = 10027 if listed.kind == "future" else 10021
-        raise SimError(code, "invalid_amount", reason=f"{amount} is not a multiple of {listed.min_amount}")
+        reason = f"{amount} is not a multiple of {listed.min_amount}"
+        if listed.kind == "future":
+            raise SimError(10027, "non_integer_contract_amount", reason=reason)
+        raise SimError(10021, "invalid_amount", reason=reason)
     amount = round(lots) * listed.min_amount
     if order_type != "limit":
         return amount, None
     if price is None or not (price > 0 and math.isfinite(price)):
         raise SimError(10023, "invalid_price", reason=str(price))
-    ticks = price / listed.tick_size
+    tick = listed.tick_at(price)
+    ticks = price / tick
     if abs(ticks - round(ticks)) > 1e-6:
-        raise SimError(10043, "price_wrong_tick", reason=f"{price} is not a multiple of {listed.tick_size}")
-    return amount, round(ticks) * listed.tick_size
+        raise SimError(10043, "price_wrong_tick", reason=f"{price} is not a multiple of {tick}")
+    return amount, round(ticks) * tick
 
 
 def reduce_only_amount(listed: Listed, direction: str, amount: float, size: float) -> float:

@@ -1,6 +1,7 @@
 """How the simulated exchange marks what it lists (pure: market state and time in, quotes out).
 
-* Perpetual: ``index · (1 + funding_8h)``, spread ``perp_half_spread`` either side, on the tick.
+* Perpetual: ``index · (1 + premium)``, spread ``perp_half_spread`` either side, on the tick; its
+  funding rate is Deribit's function of that premium (:mod:`.funding`).
 * Dated futures: the expiry's forward (:func:`~controller.sim.listing.forward_price`).
 * Options: Black-76 on the expiry's forward at the smile's volatility
   (:func:`~controller.sim.listing.smile_vol`), marked in coin (USD price / forward), with a spread
@@ -15,6 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
+from controller.sim.funding import funding_rate
 from controller.sim.listing import Listed, forward_price, smile_vol
 from controller.sim.market import MarketState
 from controller.sim.model import SimConfig, SimQuote
@@ -34,10 +36,10 @@ def compute_quotes(
             continue
         t = 0.0 if x.expiry is None else max(year_fraction(start=now, end=x.expiry), 0.0)
         if x.is_perpetual:
-            mark = m.index * (1.0 + m.funding_8h)
+            mark = m.index * (1.0 + m.perp_premium)
             half = config.perp_half_spread
         else:
-            mark = forward_price(index=m.index, funding_8h=m.funding_8h, t_years=t, params=config.listing)
+            mark = forward_price(index=m.index, premium=m.perp_premium, t_years=t, params=config.listing)
             half = config.future_half_spread
         bid = math.floor(mark * (1 - half) / x.tick_size) * x.tick_size
         ask = math.ceil(mark * (1 + half) / x.tick_size) * x.tick_size
@@ -49,7 +51,7 @@ def compute_quotes(
             index_price=m.index,
             underlying_price=round(mark, 4),
             mark_iv=None,
-            funding_8h=m.funding_8h if x.is_perpetual else None,
+            current_funding=funding_rate(m.perp_premium, config.funding) if x.is_perpetual else None,
             time=now,
         )
     if options:
@@ -63,7 +65,7 @@ def _option_quotes(
     t = np.array([max(year_fraction(start=now, end=x.expiry), 0.0) for x in options])  # type: ignore[arg-type]
     strikes = np.array([x.strike for x in options], dtype=float)
     forward = np.array(
-        [forward_price(index=m.index, funding_8h=m.funding_8h, t_years=ti, params=config.listing) for ti in t]
+        [forward_price(index=m.index, premium=m.perp_premium, t_years=ti, params=config.listing) for ti in t]
     )
     vols = np.array(
         [
@@ -87,7 +89,7 @@ def _option_quotes(
             index_price=m.index,
             underlying_price=float(forward[i]),
             mark_iv=float(vols[i]),
-            funding_8h=None,
+            current_funding=None,
             delta=float(g.delta[i]),
             gamma=float(g.gamma[i]),
             vega=float(g.vega[i]),
@@ -95,3 +97,16 @@ def _option_quotes(
             time=now,
         )
     return out
+
+
+def price_band(listed: Listed, mark: float, config: SimConfig) -> tuple[float, float]:
+    """The instrument's ``min_price`` and ``max_price`` (on the tick, inside the band): futures orders
+    beyond them are clamped to them (Deribit: "Any buy orders you submit higher than this price,
+    will be clamped to this maximum"), and a market order trades up to them.  The perpetual's band
+    is ±1.5 % of its mark, a dated future's and an option's ±10 %."""
+    band = config.perp_price_band if listed.is_perpetual else config.future_price_band
+    low, high = mark * (1.0 - band), mark * (1.0 + band)
+    return (
+        math.ceil(low / listed.tick_at(low) - 1e-9) * listed.tick_at(low),
+        math.floor(high / listed.tick_at(high) + 1e-9) * listed.tick_at(high),
+    )

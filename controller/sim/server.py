@@ -1,8 +1,12 @@
 """The simulated exchange's HTTP face: Deribit's v2 REST API (the JSON-RPC subset ccxt uses).
 
 ``GET /api/v2/public/<method>?…`` and ``GET /api/v2/private/<method>?…``; private calls must carry
-ccxt's ``Authorization: deri-hmac-sha256 id=KEY,ts=TS,sig=SIG,nonce=NONCE`` header, where ``SIG`` is
-HMAC-SHA256 with the secret over ``TS\\nNONCE\\nGET\\n<raw path and query>\\n<body>\\n``.  Replies are
+a ``Authorization: deri-hmac-sha256 id=KEY,ts=TS,sig=SIG,nonce=NONCE`` header (its four parts in any
+order: ccxt sends ``id,ts,sig,nonce``, Deribit's documented example ``id,ts,nonce,sig``), where
+``SIG`` is HMAC-SHA256 with the secret over ``TS\\nNONCE\\nGET\\n<raw path and query>\\n<body>\\n``.
+As Deribit documents, ``TS`` (ms) is valid for 60 seconds of the wall clock and a nonce is single
+use: a request whose timestamp is older (or as far ahead), or that repeats a signed
+``(ts, nonce)`` already seen, is refused with 13009.  Replies are
 ``{"jsonrpc": "2.0", "result": …, "usIn", "usOut", "usDiff", "testnet"}`` (times in virtual µs)
 or ``{"jsonrpc": "2.0", "error": {"code", "message", "data"}, …}`` with Deribit's codes.
 
@@ -27,7 +31,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import re
 import socket
 import threading
 import time
@@ -43,7 +46,9 @@ from controller.sim.model import SimError
 
 DEFAULT_API_KEY = "levctl-sim-key"
 DEFAULT_API_SECRET = "levctl-sim-secret"
-_AUTH = re.compile(r"^deri-hmac-sha256 id=([^,]*),ts=(\d+),sig=([0-9a-f]+),nonce=([^,]*)$")
+_AUTH_SCHEME = "deri-hmac-sha256 "
+_AUTH_PARTS = ("id", "ts", "sig", "nonce")
+TIMESTAMP_VALID_MS = 60_000  # "It's valid for 60 seconds since generation"
 _RATE_LIMIT = 10028
 
 
@@ -77,6 +82,7 @@ class _State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     wall_start: float = field(default_factory=time.monotonic)
+    nonces: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (ts, nonce, sig) → ts
 
     def __post_init__(self) -> None:
         self.virtual_start = self.engine.now
@@ -223,7 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "now_ms": ms(engine.now),
                 "index": market.index,
                 "atm_vol": market.atm_vol,
-                "funding_8h": market.funding_8h,
+                "perp_premium": market.perp_premium,
+                "funding_rate_8h": engine.funding_rate(),
                 "equity": account.equity,
                 "balance": account.balance,
                 "initial_margin": account.initial_margin,
@@ -257,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.sync_clock()
                 result = self.state.api.call(method, params)
             except SimError as exc:
-                self._send_error(exc.code, exc.message, exc.reason, http_status=exc.http_status)
+                self._send_sim_error(exc)
                 return
             us_out = self._virtual_us()
             body = {
@@ -308,28 +315,40 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _authentication_problem(self) -> str | None:
-        header = self.headers.get("Authorization", "")
-        match = _AUTH.match(header)
-        if match is None:
+        parts = _auth_parts(self.headers.get("Authorization", ""))
+        if parts is None:
             return "missing or malformed deri-hmac-sha256 Authorization header"
-        key, ts, signature, nonce = match.groups()
-        if not hmac.compare_digest(key, self.state.api_key):
+        if not hmac.compare_digest(parts["id"], self.state.api_key):
             return "unknown API key"
-        payload = f"{ts}\n{nonce}\nGET\n{self.path}\n\n"
+        payload = f"{parts['ts']}\n{parts['nonce']}\nGET\n{self.path}\n\n"
         expected = hmac.new(self.state.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected, parts["sig"]):
             return "bad signature"
+        now_ms = int(time.time() * 1000)
+        if abs(now_ms - int(parts["ts"])) > TIMESTAMP_VALID_MS:
+            return f"timestamp {parts['ts']} is not within 60 s of the exchange's clock"
+        key = (parts["ts"], parts["nonce"], parts["sig"])
+        with self.state.lock:
+            for seen, stamp in list(self.state.nonces.items()):
+                if now_ms - stamp > TIMESTAMP_VALID_MS:
+                    del self.state.nonces[seen]
+            if key in self.state.nonces:
+                return f"nonce {parts['nonce']} was already used"
+            self.state.nonces[key] = int(parts["ts"])
         return None
 
     def _virtual_us(self) -> int:
         return ms(self.state.engine.now) * 1000
 
     # ----------------------------------------------------------------- output
-    def _send_error(self, code: int, message: str, reason: str | None, *, http_status: int = 400) -> None:
+    def _send_error(
+        self, code: int, message: str, reason: str | None, *, http_status: int = 400, param: str | None = None
+    ) -> None:
         us = self._virtual_us()
         error: dict[str, Any] = {"code": code, "message": message}
-        if reason:
-            error["data"] = {"reason": reason}
+        data = {k: v for k, v in (("reason", reason), ("param", param)) if v}
+        if data:
+            error["data"] = data
         self._send_json(
             http_status,
             {
@@ -341,6 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "testnet": self.state.engine.config.testnet,
             },
         )
+
+    def _send_sim_error(self, exc: SimError) -> None:
+        self._send_error(exc.code, exc.message, exc.reason, http_status=exc.http_status, param=exc.param)
 
     def _send_json(self, status: int, payload: Any) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), "application/json")
@@ -361,6 +383,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> str:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length).decode() if length else ""
+
+
+def _auth_parts(header: str) -> dict[str, str] | None:
+    """The ``id``, ``ts``, ``sig`` and ``nonce`` of a ``deri-hmac-sha256`` header, in any order."""
+    if not header.startswith(_AUTH_SCHEME):
+        return None
+    parts = dict(item.partition("=")[::2] for item in header[len(_AUTH_SCHEME) :].split(","))
+    if sorted(parts) != sorted(_AUTH_PARTS) or not parts["ts"].isdigit() or not parts["sig"]:
+        return None
+    return parts
 
 
 def _set_path(node: Any, parts: list[str], value: Any) -> None:

@@ -1,17 +1,22 @@
 """The account's money: cash balance, positions, fees and funding, in coin.
 
 Fills, funding and settlement move the balance and the positions here, and every movement is also
-booked to a P&L component (realised, funding, fees), so that
-``equity − start = realised + unrealised + funding − fees`` can be checked against two independent
-ledgers (:meth:`controller.sim.engine.SimExchange.ledger`).
+booked to a P&L component (realised, funding, fees, insurance), so that
+``equity − start = realised + unrealised + funding − fees + insurance`` can be checked against two
+independent ledgers (:meth:`controller.sim.engine.SimExchange.ledger`).
 
-* A fill: options pay or receive their premium (``−signed_amount × price``); futures realise P&L
-  on the part that closes; both pay a fee (taker or maker rate for futures, the capped per-coin
-  rate for options).
-* Funding on the perpetual: ``−size_usd / index × funding_8h × elapsed / 8 h`` coin, accrued
-  continuously (a long pays a positive rate).
-* Settlement at the index: an option pays its intrinsic value in coin (payoff / index), a dated
-  future realises ``size · (1/avg − 1/index)``.
+* A fill: options pay or receive their premium (``−signed_amount × price``); futures move the
+  cash balance by the session's P&L of the part that closes (:mod:`.account`); both pay a fee
+  (taker or maker rate for futures, the capped per-coin rate for options).
+* Funding on the perpetual: ``−size_usd / index × rate × elapsed / 8 h`` coin, accrued
+  continuously at the rate Deribit derives from the premium (:mod:`.funding`; a long pays a
+  positive rate).
+* The daily settlement (08:00 UTC): each future's session P&L at its mark moves to the cash
+  balance and the position is carried on at that price.
+* Delivery at expiry, at the delivery price (the 30-minute average of the index): an option pays
+  its intrinsic value in coin (payoff / delivery price), a dated future its session's P&L.
+* Insurance: when a liquidated account ends below zero, Deribit's insurance fund covers the
+  shortfall and the balance is set back to zero; the amount is booked, never lost silently.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from controller.sim.account import PositionBook
+from controller.sim.funding import EIGHT_HOURS_S
 from controller.sim.listing import Listed
 from controller.sim.margin import FeeParams, future_fee, option_fee
-from controller.sim.model import EIGHT_HOURS_S, SimOrder, SimQuote, SimTrade
+from controller.sim.model import SimOrder, SimQuote, SimTrade
 
 
 class Wallet:
@@ -32,6 +38,7 @@ class Wallet:
         self.positions: dict[str, PositionBook] = {}
         self.fees_paid = 0.0
         self.funding_total = 0.0
+        self.insurance_total = 0.0  # shortfalls the insurance fund covered
         self.retired_pnl = 0.0  # realised P&L of positions removed by settlement
         self.revision = 0  # counts changes: what is derived from the wallet can be cached against it
         self._trade_ids = itertools.count(1)
@@ -62,9 +69,9 @@ class Wallet:
             rate = listed.taker_fee if liquidity == "T" else listed.maker_fee
             fee = future_fee(amount_usd=amount, price=price, rate=rate)
         book = self.positions.setdefault(order.name, PositionBook(order.name, listed.kind == "option"))
-        realised = book.apply_fill(signed, price)
+        _, session = book.apply_fill(signed, price)
         if listed.kind != "option":
-            self.balance += realised
+            self.balance += session
         self.charge(fee)
         trade = SimTrade(
             f"SIMT-{next(self._trade_ids)}",
@@ -78,6 +85,8 @@ class Wallet:
             now,
             quote.index_price,
             quote.mark_price,
+            quote.underlying_price if listed.kind == "option" else None,
+            None if quote.mark_iv is None else round(quote.mark_iv * 100.0, 4),
         )
         order.trades.append(trade)
         order.average_price = (order.average_price * order.filled + price * amount) / (order.filled + amount)
@@ -95,20 +104,31 @@ class Wallet:
         self.fees_paid += fee
 
     def accrue_funding(
-        self, listed: Mapping[str, Listed], *, index: float, funding_8h: float, seconds: float
+        self, listed: Mapping[str, Listed], *, index: float, rate_8h: float, seconds: float
     ) -> None:
+        """Funding at the 8-hour ``rate_8h`` over ``seconds`` on every perpetual position."""
         self.revision += 1
         for name, book in self.positions.items():
             instrument = listed.get(name)
             if instrument is None or not instrument.is_perpetual or book.size == 0.0:
                 continue
-            payment = -(book.size / index) * funding_8h * seconds / EIGHT_HOURS_S
+            payment = -(book.size / index) * rate_8h * seconds / EIGHT_HOURS_S
             book.funding += payment
             self.funding_total += payment
             self.balance += payment
 
-    def settle(self, listed: Listed, index: float) -> bool:
-        """Settle and remove the position in an expired instrument; False when there was none."""
+    def settle_session(self, marks: Mapping[str, float]) -> None:
+        """The daily settlement: each future's session P&L at its mark to the cash balance."""
+        self.revision += 1
+        for name, book in self.positions.items():
+            if name in marks:
+                booked = book.settle_session(marks[name])
+                if not book.is_option:
+                    self.balance += booked
+
+    def deliver(self, listed: Listed, price: float) -> bool:
+        """Settle and remove the position in an expired instrument at the delivery ``price``; False
+        when there was none."""
         self.revision += 1
         book = self.positions.pop(listed.name, None)
         if book is None or book.size == 0.0:
@@ -117,16 +137,24 @@ class Wallet:
             strike = listed.strike
             if strike is None:
                 raise ValueError(f"{listed.name} has no strike")
-            payoff_usd = max(index - strike, 0.0) if listed.is_call else max(strike - index, 0.0)
-            value = payoff_usd / index
+            payoff_usd = max(price - strike, 0.0) if listed.is_call else max(strike - price, 0.0)
+            value = payoff_usd / price
             book.realised_pnl += book.size * (value - book.average_price)
             self.balance += book.size * value
         else:
-            realised = book.size * (1.0 / book.average_price - 1.0 / index)
-            book.realised_pnl += realised
-            self.balance += realised
+            book.realised_pnl += book.unrealised(price)
+            self.balance += book.session_unrealised(price)
         self.retired_pnl += book.realised_pnl
         return True
+
+    def cover_shortfall(self, equity: float) -> float:
+        """The insurance fund sets a negative ``equity`` back to zero; returns the shortfall covered."""
+        shortfall = max(-equity, 0.0)
+        if shortfall > 0.0:
+            self.revision += 1
+            self.balance += shortfall
+            self.insurance_total += shortfall
+        return shortfall
 
     def realised_total(self) -> float:
         return self.retired_pnl + sum(b.realised_pnl for b in self.positions.values())

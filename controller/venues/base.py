@@ -28,6 +28,16 @@ class InstrumentSpec:
     inverse: bool
     maker_fee: float
     taker_fee: float
+    # Deribit's tick_size_steps: (above_price, tick) — from that price up, that tick applies
+    tick_size_steps: tuple[tuple[float, float], ...] = ()
+
+    def tick_at(self, price: float) -> float:
+        """The tick in force at ``price``: the step with the highest ``above_price`` at or below it."""
+        tick = self.tick_size
+        for above, step in self.tick_size_steps:
+            if price >= above:
+                tick = step
+        return tick
 
     @property
     def kind(self) -> str:
@@ -61,9 +71,10 @@ class PositionSnapshot:
     underlying_price: float | None  # options: the forward (Deribit's underlying_price)
     mark_iv: float | None  # decimal
     exchange_greeks: ExchangeGreeks
-    unrealized_pnl: float  # coin
+    unrealized_pnl: float  # coin, since entry (Deribit's total_profit_loss)
     realized_pnl: float  # coin
     observed_at: datetime
+    session_pnl: float | None = None  # coin, since the last daily settlement (floating_profit_loss)
 
 
 @dataclass(frozen=True)
@@ -191,7 +202,7 @@ class OrderReport:
     status: OrderStatus
     reduce_only: bool
     post_only: bool
-    fee_coin: float
+    fee_coin: float | None  # signed (a maker rebate is < 0); None: not in the reply that reported it
     created_at: datetime
     updated_at: datetime
     info: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
@@ -229,11 +240,12 @@ def check_order(request: OrderRequest, spec: InstrumentSpec) -> None:
             f"lot size {spec.min_amount:g}"
         )
     if request.price is not None:
-        ticks = request.price / spec.tick_size
+        tick = spec.tick_at(request.price)
+        ticks = request.price / tick
         if abs(ticks - round(ticks)) > 1e-9 * max(1.0, ticks):
             raise OrderRejectedError(
                 f"order {request.label}: price {request.price:g} of {spec.name} is not a multiple of the "
-                f"tick size {spec.tick_size:g}"
+                f"tick size {tick:g} in force at that price"
             )
 
 

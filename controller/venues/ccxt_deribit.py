@@ -2,10 +2,13 @@
 
 * Testnet through ccxt's sandbox mode; ``rest_url`` overrides the REST base (that is how the
   controller reaches ``levctl sim serve`` on 127.0.0.1).
-* A snapshot costs a constant number of REST calls whatever the size of the book: account
-  summary, positions, the book summary of the whole currency (every instrument's mark, and the
-  options' mark IV and forward), the hedge perpetual's ticker, its funding rate — 5 calls, 6 with
-  the volatility index.  ccxt's rate limiter stays on.
+* A snapshot costs 5 REST calls (6 with the volatility index), plus one ticker per option
+  position absent from the book summary: account summary, positions, the book summary of the
+  whole currency (every instrument's mark, and the options' forward and mark IV), the hedge
+  perpetual's ticker, its funding rate over the last 8 hours.  Deribit's positions carry no
+  forward or mark IV (:mod:`.option_marks`), so an option the book summary lacks is read from its
+  ticker; every option the exchange lists is in the book summary, so in practice it stays at 5.
+  ccxt's rate limiter stays on.
 * The exchange's clock: every Deribit reply carries ``usOut`` (its time when it answered, µs).
   ccxt keeps the last reply (``enableLastJsonResponse``), so each call reads it; between calls the
   exchange's time is that reading plus the monotonic time elapsed since (:meth:`server_time`).
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -41,10 +45,10 @@ from controller.venues.deribit_json import (
     build_snapshot,
     from_us,
     number,
+    options_without_marks,
     parse_instrument,
-    parse_order,
-    parse_trade,
 )
+from controller.venues.deribit_orders import parse_order, parse_trade, trades_fee
 from controller.venues.errors import (
     READ_ERRORS,
     AccessDeniedError,
@@ -58,6 +62,8 @@ from controller.venues.errors import (
 from controller.venues.settings import CcxtVenueSettings
 
 T = TypeVar("T")
+FUNDING_WINDOW_MS = 8 * 3600 * 1000  # get_funding_rate_value: the funding accrued over this window
+VOL_INDEX_WINDOW_MS = 3600 * 1000  # get_volatility_index_data: the last hour, in minutes
 # Deribit codes that ccxt reports as a plain ExchangeError but that say "try again": the request
 # was not (or may not have been) processed.  11094 internal_server_error, 13028
 # temporarily_unavailable, 13888 timed_out (also what a request arriving after valid_until gets).
@@ -151,26 +157,28 @@ class CcxtVenue:
         ticker = self._timed(
             times, "ticker", "read the hedge ticker", lambda: self._exchange.fetch_ticker(hedge)
         )
+        window = self._window_ms(FUNDING_WINDOW_MS)
         funding = self._timed(
-            times, "funding", "read the funding rate", lambda: self._exchange.fetch_funding_rate(hedge)
+            times,
+            "funding",
+            "read the funding rate",
+            lambda: self._exchange.fetch_funding_rate(hedge, params=window),
         )
         vol_index = None
         if self.settings.use_vol_index:
-            now_ms = int(self.server_time().timestamp() * 1000)
             reply = self._timed(
                 times,
                 "vol_index",
                 "read the volatility index",
                 lambda: self._exchange.publicGetGetVolatilityIndexData(
-                    {
-                        "currency": cur,
-                        "start_timestamp": now_ms - 3_600_000,
-                        "end_timestamp": now_ms,
-                        "resolution": "60",
-                    }
+                    {"currency": cur, **self._window_ms(VOL_INDEX_WINDOW_MS), "resolution": "60"}
                 ),
             )
             vol_index = reply.get("result")
+        raw_positions = [p["info"] for p in positions]
+        book = [t["info"] for t in tickers.values()]
+        missing = self._parsed("read positions", lambda: options_without_marks(raw_positions, book))
+        option_tickers = {name: self._option_ticker(name) for name in missing}
         taken_at = self._clock()
         return self._parsed(
             "read the account snapshot",
@@ -178,18 +186,32 @@ class CcxtVenue:
                 venue=self.name,
                 currency=cur,
                 summary=summary["info"],
-                positions=[p["info"] for p in positions],
-                book=[t["info"] for t in tickers.values()],
+                positions=raw_positions,
+                book=book,
                 hedge_ticker=ticker["info"],
                 funding_rate_8h=None
                 if funding.get("fundingRate") is None
                 else number(funding["fundingRate"], "funding rate"),
                 vol_index=vol_index,
+                option_tickers=option_tickers,
                 server_times=times,
                 taken_at=taken_at,
                 rest_calls=self._calls - start_calls,
             ),
         )
+
+    def _option_ticker(self, name: str) -> Any:
+        """An option's raw ticker (by name: an option that just expired is no longer a ccxt market)."""
+        return self._call(
+            f"read the ticker of {name}",
+            lambda: self._exchange.publicGetTicker({"instrument_name": name}),
+            lambda reply: reply["result"],
+        )
+
+    def _window_ms(self, length_ms: int) -> dict[str, int]:
+        """``start_timestamp``/``end_timestamp`` of the last ``length_ms``, in the exchange's clock."""
+        now_ms = int(self.server_time().timestamp() * 1000)
+        return {"start_timestamp": now_ms - length_ms, "end_timestamp": now_ms}
 
     def place_order(self, request: OrderRequest) -> OrderReport:
         self._ensure_markets()
@@ -224,20 +246,33 @@ class CcxtVenue:
         self._ensure_markets()
         if order_id is not None:
             try:
-                return self._call(
+                report = self._call(
                     f"look up order {order_id}",
                     lambda: self._exchange.fetch_order(order_id),
                     lambda order: parse_order(order["info"]),
                 )
             except OrderNotFoundError:
                 return None
-        return self._call(
+            return self._with_fee(report)
+        found = self._call(
             f"look up order labelled {label}",
             lambda: self._exchange.privateGetGetOrderStateByLabel(
                 {"currency": self.settings.currency, "label": label}
             ),
             lambda found: latest_order([parse_order(o) for o in found["result"]]),
         )
+        return None if found is None else self._with_fee(found)
+
+    def _with_fee(self, report: OrderReport) -> OrderReport:
+        """The report with its fee, read from the order's trades when its reply had none."""
+        if report.fee_coin is not None:
+            return report
+        fee = self._call(
+            f"read the trades of order {report.order_id}",
+            lambda: self._exchange.privateGetGetUserTradesByOrder({"order_id": report.order_id}),
+            lambda reply: trades_fee(reply["result"], f"order {report.order_id}"),
+        )
+        return replace(report, fee_coin=fee)
 
     def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
         self._ensure_markets()
@@ -260,10 +295,12 @@ class CcxtVenue:
 
     def cancel_order(self, order_id: str) -> OrderReport:
         self._ensure_markets()
-        return self._call(
-            f"cancel order {order_id}",
-            lambda: self._exchange.cancel_order(order_id),
-            lambda order: parse_order(order["info"]),
+        return self._with_fee(
+            self._call(
+                f"cancel order {order_id}",
+                lambda: self._exchange.cancel_order(order_id),
+                lambda order: parse_order(order["info"]),
+            )
         )
 
     def open_orders(self) -> list[OrderReport]:

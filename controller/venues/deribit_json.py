@@ -3,12 +3,24 @@
 Every figure the controller relies on is checked: a missing, non-numeric or non-finite value
 raises :class:`MalformedReplyError` naming the field and the instrument, so bad exchange data is
 never priced as if it were good.  Deribit quotes ``mark_iv`` in percent; here it becomes a decimal.
+
+What the real replies hold (tests/fixtures/deribit/FINDINGS.md) decides where each figure is read:
+
+* an option position carries neither its forward nor its mark IV: they come from its line of the
+  book summary or, for an option missing from it, from its ticker (:mod:`.option_marks`);
+* an order's fee is the sum of its trades' ``fee`` (signed: a maker rebate is negative); the
+  order itself carries no ``commission`` in current replies;
+* ``floating_profit_loss`` is the P&L since the last daily settlement, ``total_profit_loss`` the
+  P&L since entry;
+* ``estimated_delivery_price`` may be the string ``"expired"``, and book-summary lines have no
+  ``index_price``;
+* a price is on the tick in force at that price (``tick_size_steps``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,25 +29,18 @@ from controller.venues.base import (
     ChainQuote,
     ExchangeGreeks,
     InstrumentSpec,
-    OrderReport,
-    OrderStatus,
-    OrderType,
     PositionSnapshot,
     Quote,
-    Side,
-    TradeReport,
 )
 from controller.venues.errors import MalformedReplyError, UnknownInstrumentError
-from pricing import InstrumentNameError, Option, parse_deribit_name
+from controller.venues.option_marks import has_option_marks, implied_mark_ivs, mark_iv_from_price
+from pricing import InstrumentNameError, IVReason, Option, parse_deribit_name
 
 Json = Mapping[str, Any]
-_STATUS = {
-    "open": OrderStatus.OPEN,
-    "untriggered": OrderStatus.OPEN,
-    "filled": OrderStatus.FILLED,
-    "cancelled": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
-}
+# get_volatility_index_data's units are not published (FINDINGS §5): the method's example reads as
+# a fraction (0.21), the index channel's and the DVOL history as percent (129.36, 55).  A close at
+# or above this is percent, below it a fraction: no market has a 300 % index or a 3 % one.
+VOL_INDEX_PERCENT_FROM = 3.0
 
 
 def from_ms(value: Any, what: str) -> datetime:
@@ -77,6 +82,16 @@ def numbers(values: list[Any], name: str | None, fields: tuple[str, ...] | list[
     raise AssertionError("unreachable: a value failed in bulk but passed alone")  # pragma: no cover
 
 
+def index_of(info: Json, name: str) -> float | None:
+    """The index of a ticker: ``index_price``, else ``estimated_delivery_price`` — which is the
+    string ``"expired"`` on an expiring instrument (then there is none); book lines have neither."""
+    for key in ("index_price", "estimated_delivery_price"):
+        value = info.get(key)
+        if value is not None and value != "expired":
+            return number(value, f"{name}.{key}")
+    return None
+
+
 def parse_instrument(info: Json) -> InstrumentSpec | None:
     """An instrument listing; None for kinds the controller does not trade (combos, spot)."""
     name = str(info.get("instrument_name", ""))
@@ -93,7 +108,31 @@ def parse_instrument(info: Json) -> InstrumentSpec | None:
         inverse=str(info.get("settlement_currency")) == instrument.underlying,
         maker_fee=number(info.get("maker_commission", 0.0), f"{name}.maker_commission"),
         taker_fee=number(info.get("taker_commission", 0.0), f"{name}.taker_commission"),
+        tick_size_steps=_tick_steps(info.get("tick_size_steps"), name),
     )
+
+
+def _tick_steps(raw: Any, name: str) -> tuple[tuple[float, float], ...]:
+    """``tick_size_steps``: a list of ``{above_price, tick_size}`` (the schema's one object accepted too)."""
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, Mapping) else raw
+    if not isinstance(items, list):
+        raise MalformedReplyError(f"exchange reply: {name}.tick_size_steps is not a list ({raw!r})")
+    steps = []
+    for i, step in enumerate(items):
+        what = f"{name}.tick_size_steps[{i}]"
+        if not isinstance(step, Mapping):
+            raise MalformedReplyError(f"exchange reply: {what} is not an object ({step!r})")
+        steps.append((number(step.get("above_price"), f"{what}.above_price"), _tick(step, what)))
+    return tuple(sorted(steps))
+
+
+def _tick(step: Json, what: str) -> float:
+    tick = number(step.get("tick_size"), f"{what}.tick_size")
+    if tick <= 0:
+        raise MalformedReplyError(f"exchange reply: {what}.tick_size must be positive ({tick!r})")
+    return tick
 
 
 def parse_quote(info: Json, observed_at: datetime) -> Quote:
@@ -104,9 +143,7 @@ def parse_quote(info: Json, observed_at: datetime) -> Quote:
         mark_price=number(info.get("mark_price"), f"{name}.mark_price"),
         best_bid=_positive_or_none(info.get("best_bid_price", info.get("bid_price")), f"{name}.bid"),
         best_ask=_positive_or_none(info.get("best_ask_price", info.get("ask_price")), f"{name}.ask"),
-        index_price=optional_number(
-            info.get("index_price", info.get("estimated_delivery_price")), f"{name}.index_price"
-        ),
+        index_price=index_of(info, name),
         underlying_price=optional_number(info.get("underlying_price"), f"{name}.underlying_price"),
         mark_iv=None if iv is None else number(iv, f"{name}.mark_iv") / 100.0,
         observed_at=observed_at,
@@ -114,8 +151,9 @@ def parse_quote(info: Json, observed_at: datetime) -> Quote:
 
 
 def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[ChainQuote, ...]:
-    """Options with a usable mark IV and forward; others (no quote yet) are left out."""
-    chain = []
+    """Options with a forward and a mark IV (given, or implied by the mark price when the line has
+    none: :mod:`.option_marks`); lines without a quote yet, or whose mark implies no IV, are left out."""
+    rows: list[_ChainRow] = []
     stamps: dict[Any, datetime] = {}  # a reply's lines share a few timestamps
     for info in summaries:
         name = str(info.get("instrument_name", ""))
@@ -123,13 +161,12 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
             instrument = parse_deribit_name(name)
         except InstrumentNameError:
             continue
-        if not isinstance(instrument, Option):
+        if not isinstance(instrument, Option) or not has_option_marks(info):
             continue
-        iv, forward = info.get("mark_iv"), info.get("underlying_price")
-        if iv is None or forward is None:
-            continue
-        iv_value, forward_value, mark = numbers([iv, forward, info.get("mark_price")], name, _CHAIN_FIELDS)
-        if iv_value <= 0 or forward_value <= 0:
+        iv = info.get("mark_iv")
+        raw = [info.get("underlying_price"), info.get("mark_price")] + ([] if iv is None else [iv])
+        forward, mark, *given = numbers(raw, name, _CHAIN_FIELDS[: len(raw)])
+        if forward <= 0 or (given and given[0] <= 0):
             continue
         stamp = info.get("creation_timestamp")
         observed = stamps.get(stamp)
@@ -137,38 +174,53 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
             observed = stamps[stamp] = (
                 fallback_time if stamp is None else from_ms(stamp, f"{name}.creation_timestamp")
             )
-        chain.append(
-            ChainQuote(
-                name=name,
-                expiry=instrument.expiry,
-                strike=instrument.strike,
-                is_call=instrument.is_call,
-                underlying_price=forward_value,
-                mark_iv=iv_value / 100.0,
-                mark_price=mark,
-                observed_at=observed,
-            )
+        rows.append((name, instrument, forward, mark, given[0] / 100.0 if given else None, observed))
+    ivs = _chain_ivs(rows)
+    return tuple(
+        ChainQuote(
+            name=name,
+            expiry=o.expiry,
+            strike=o.strike,
+            is_call=o.is_call,
+            underlying_price=forward,
+            mark_iv=iv,
+            mark_price=mark,
+            observed_at=observed,
         )
-    return tuple(chain)
+        for (name, o, forward, mark, _, observed), iv in zip(rows, ivs, strict=True)
+        if iv is not None
+    )
 
 
-_CHAIN_FIELDS = ("mark_iv", "underlying_price", "mark_price")
-_POSITION_FIELDS = (
-    "size",
-    "average_price",
-    "mark_price",
-    "index_price",
-    "floating_profit_loss",
-    "realized_profit_loss",
-)
-_OPTION_FIELDS = ("underlying_price", "mark_iv", *_POSITION_FIELDS)
-_POSITION_DEFAULTS = {"average_price": 0.0, "floating_profit_loss": 0.0, "realized_profit_loss": 0.0}
+_ChainRow = tuple[str, Option, float, float, float | None, datetime]  # name, option, F, mark, IV, time
+
+
+def _chain_ivs(rows: Sequence[_ChainRow]) -> list[float | None]:
+    """Each row's mark IV: the line's own, or implied (in one vectorised pass) from its mark."""
+    ivs: list[float | None] = [row[4] for row in rows]
+    missing = [i for i, iv in enumerate(ivs) if iv is None]
+    if missing:
+        vol, reason = implied_mark_ivs(
+            [rows[i][1] for i in missing],
+            mark_coin=[rows[i][3] for i in missing],
+            forward=[rows[i][2] for i in missing],
+            as_of=[rows[i][5] for i in missing],
+            inverse=True,
+        )
+        for i, v, r in zip(missing, vol.tolist(), reason.tolist(), strict=True):
+            ivs[i] = v if r == IVReason.OK and v > 0 else None
+    return ivs
+
+
+_CHAIN_FIELDS = ("underlying_price", "mark_price", "mark_iv")
+_POSITION_FIELDS = ("size", "average_price", "mark_price", "index_price", "realized_profit_loss")
+_POSITION_DEFAULTS = {"average_price": 0.0, "realized_profit_loss": 0.0}
 _GREEKS = ("delta", "gamma", "vega", "theta")
 
 
-def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> PositionSnapshot:
-    """A position; an option's forward and mark IV come from ``summary`` (its book-summary line)
-    when given, else from the position's own reply (the simulator's carries them, Deribit's does not)."""
+def parse_position(info: Json, line: Json | None, observed_at: datetime) -> PositionSnapshot:
+    """A position; an option's forward and mark IV come from ``line`` (its book-summary line or its
+    ticker: Deribit's positions carry neither), or from the position itself if it has them."""
     name = str(info.get("instrument_name"))
     try:
         instrument = parse_deribit_name(name)
@@ -176,18 +228,15 @@ def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> P
         raise UnknownInstrumentError(
             f"the account holds {name!r}, an instrument the controller cannot price"
         ) from exc
-    raw = [info.get(f, _POSITION_DEFAULTS.get(f)) for f in _POSITION_FIELDS]
-    fields: tuple[str, ...] = _POSITION_FIELDS
-    is_option = isinstance(instrument, Option)
-    if is_option:
-        source = summary if summary is not None else info
-        raw[:0] = (source.get("underlying_price"), source.get("mark_iv"))
-        fields = _OPTION_FIELDS
     present = tuple(g for g in _GREEKS if info.get(g) is not None)
-    values = numbers(raw + [info[g] for g in present], name, fields + present)  # all checked at once
-    underlying, mark_iv = (values[0], values[1] / 100.0) if is_option else (None, None)
-    size, average, mark, index, upl, rpl = values[2:8] if is_option else values[:6]
-    greeks = dict(zip(present, values[len(fields) :], strict=True))
+    raw = [info.get(f, _POSITION_DEFAULTS.get(f)) for f in _POSITION_FIELDS] + [info[g] for g in present]
+    values = numbers(raw, name, _POSITION_FIELDS + present)  # all checked at once
+    size, average, mark, index, rpl = values[:5]
+    underlying = mark_iv = None
+    if isinstance(instrument, Option):
+        underlying, mark_iv = _option_marks(instrument, info, line, observed_at)
+    session = optional_number(info.get("floating_profit_loss"), f"{name}.floating_profit_loss")
+    total = optional_number(info.get("total_profit_loss"), f"{name}.total_profit_loss")
     return PositionSnapshot(
         name=name,
         instrument=instrument,
@@ -197,11 +246,46 @@ def parse_position(info: Json, summary: Json | None, observed_at: datetime) -> P
         index_price=index,
         underlying_price=underlying,
         mark_iv=mark_iv,
-        exchange_greeks=ExchangeGreeks(**greeks),
-        unrealized_pnl=upl,
+        exchange_greeks=ExchangeGreeks(**dict(zip(present, values[5:], strict=True))),
+        unrealized_pnl=(total if total is not None else session or 0.0),  # since entry
         realized_pnl=rpl,
         observed_at=observed_at,
+        session_pnl=session,
     )
+
+
+def _option_marks(
+    option: Option, info: Json, line: Json | None, observed_at: datetime
+) -> tuple[float, float]:
+    """(forward, mark IV decimal) of an option position: from its line, else from its own reply."""
+    source = line if has_option_marks(line) else info
+    assert source is not None
+    name = option.name
+    forward = number(source.get("underlying_price"), f"{name}.underlying_price")
+    if forward <= 0:
+        raise MalformedReplyError(f"exchange reply: {name}.underlying_price is not positive ({forward!r})")
+    if source.get("mark_iv") is not None:
+        return forward, number(source.get("mark_iv"), f"{name}.mark_iv") / 100.0
+    mark = number(source.get("mark_price"), f"{name}.mark_price")
+    stamp = source.get("timestamp", source.get("creation_timestamp"))
+    as_of = observed_at if stamp is None else from_ms(stamp, f"{name}.timestamp")
+    return forward, mark_iv_from_price(option, mark_coin=mark, forward=forward, as_of=as_of)
+
+
+def options_without_marks(positions: Iterable[Json], book: Iterable[Json] | None) -> list[str]:
+    """The option positions whose forward and mark IV the book summary does not give (none read, or
+    the option missing from it): each needs its ticker, one request apiece."""
+    lines = {} if book is None else {str(b.get("instrument_name")): b for b in book}
+    names = []
+    for p in positions:
+        name = str(p.get("instrument_name"))
+        try:
+            is_option = isinstance(parse_deribit_name(name), Option)
+        except InstrumentNameError:
+            continue  # refused by name when the snapshot is built
+        if is_option and p.get("size") not in (0, 0.0) and not has_option_marks(lines.get(name)):
+            names.append(name)
+    return names
 
 
 def build_snapshot(
@@ -214,6 +298,7 @@ def build_snapshot(
     hedge_ticker: Json,
     funding_rate_8h: float | None,
     vol_index: Json | None = None,
+    option_tickers: Mapping[str, Json] | None = None,
     server_times: Mapping[str, datetime],
     taken_at: datetime,
     rest_calls: int,
@@ -221,11 +306,13 @@ def build_snapshot(
     """Assemble one account snapshot from the replies of one cycle's calls.
 
     ``book`` (the currency's book summary) gives the option chain and the options' forwards and
-    mark IVs; None when the chain was not read (then the chain is empty, and the positions' own
-    replies must carry those figures, as the simulator's do).
+    mark IVs; None when the chain was not read (then the chain is empty).  ``option_tickers`` are
+    the tickers of the option positions the book summary does not cover
+    (:func:`options_without_marks`).
     """
     book = None if book is None else list(book)
-    by_name = {} if book is None else {str(b.get("instrument_name")): b for b in book}
+    lines: dict[str, Json] = {} if book is None else {str(b.get("instrument_name")): b for b in book}
+    lines.update(option_tickers or {})
     hedge_time = (
         from_ms(hedge_ticker.get("timestamp"), "hedge ticker timestamp")
         if "timestamp" in hedge_ticker
@@ -235,7 +322,7 @@ def build_snapshot(
     if hedge.index_price is None or hedge.index_price <= 0:
         raise MalformedReplyError(f"exchange reply: {hedge.name} ticker has no positive index_price")
     parsed_positions = tuple(
-        parse_position(p, by_name.get(str(p.get("instrument_name"))), server_times["positions"])
+        parse_position(p, lines.get(str(p.get("instrument_name"))), server_times["positions"])
         for p in positions
         if number(p.get("size", 0.0), f"{p.get('instrument_name')}.size") != 0.0
     )
@@ -269,67 +356,21 @@ _ACCOUNT_FIELDS = ("equity", "balance", "initial_margin", "maintenance_margin", 
 
 
 def _vol_index(reply: Json | None) -> dict[str, Any]:
-    """The latest close of ``get_volatility_index_data`` (``data`` rows: ms, open, high, low, close)."""
+    """The latest close of ``get_volatility_index_data`` (``data`` rows: ms, open, high, low, close),
+    as a decimal whichever unit it came in (:data:`VOL_INDEX_PERCENT_FROM`)."""
     if reply is None:
         return {}
     rows = reply.get("data") or []
     if not rows:
         raise MalformedReplyError("exchange reply: the volatility index has no data")
-    last = max(rows, key=lambda row: row[0])
+    last = max(rows, key=lambda row: number(row[0], "volatility index time"))
+    close = number(last[4], "volatility index close")
+    if close <= 0:
+        raise MalformedReplyError(f"exchange reply: the volatility index close is not positive ({close!r})")
     return {
-        "vol_index": number(last[4], "volatility index close") / 100.0,
+        "vol_index": close / 100.0 if close >= VOL_INDEX_PERCENT_FROM else close,
         "vol_index_observed_at": from_ms(last[0], "volatility index time"),
     }
-
-
-def parse_order(info: Json) -> OrderReport:
-    order_id = str(info.get("order_id"))
-    state = str(info.get("order_state"))
-    if state not in _STATUS:
-        raise MalformedReplyError(f"exchange reply: order {order_id} has unknown state {state!r}")
-    price = info.get("price")
-    average = info.get("average_price")
-    return OrderReport(
-        order_id=order_id,
-        label=info.get("label") or None,
-        instrument=str(info.get("instrument_name")),
-        side=Side(str(info.get("direction"))),
-        type=OrderType.LIMIT if info.get("order_type") == "limit" else OrderType.MARKET,
-        amount=number(info.get("amount"), f"order {order_id} amount"),
-        filled_amount=number(info.get("filled_amount", 0.0), f"order {order_id} filled_amount"),
-        average_price=None
-        if average in (None, 0, 0.0)
-        else number(average, f"order {order_id} average_price"),
-        price=None if price in (None, "market_price") else number(price, f"order {order_id} price"),
-        status=_STATUS[state],
-        reduce_only=bool(info.get("reduce_only", False)),
-        post_only=bool(info.get("post_only", False)),
-        fee_coin=abs(number(info.get("commission", 0.0), f"order {order_id} commission")),
-        created_at=from_ms(info.get("creation_timestamp"), f"order {order_id} creation_timestamp"),
-        updated_at=from_ms(
-            info.get("last_update_timestamp", info.get("creation_timestamp")), f"order {order_id} update"
-        ),
-        info=dict(info),
-    )
-
-
-def parse_trade(info: Json) -> TradeReport:
-    """One of the account's trades (``get_user_trades_by_*``); the fee keeps its sign (rebates < 0)."""
-    trade_id = str(info.get("trade_id"))
-    direction = str(info.get("direction"))
-    if direction not in ("buy", "sell"):
-        raise MalformedReplyError(f"exchange reply: trade {trade_id} has direction {direction!r}")
-    return TradeReport(
-        trade_id=trade_id,
-        order_id=str(info.get("order_id")),
-        label=info.get("label") or None,
-        instrument=str(info.get("instrument_name")),
-        side=Side(direction),
-        amount=number(info.get("amount"), f"trade {trade_id} amount"),
-        price=number(info.get("price"), f"trade {trade_id} price"),
-        fee_coin=number(info.get("fee", 0.0), f"trade {trade_id} fee"),
-        time=from_ms(info.get("timestamp"), f"trade {trade_id} timestamp"),
-    )
 
 
 def _positive_or_none(value: Any, what: str) -> float | None:

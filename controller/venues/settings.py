@@ -33,6 +33,7 @@ class SimSettings:
     monthlies: int = 3
     quarterlies: int = 3
     strikes_each_side: int = 14
+    margin_model: str = "standard"  # or "portfolio": Deribit's portfolio margin (an account setting)
 
 
 @dataclass(frozen=True)

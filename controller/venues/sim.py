@@ -3,12 +3,15 @@
 It answers through the same Deribit JSON-RPC layer as the HTTP face and parses the replies with
 the same code as the ccxt venue, so the two venues give the same snapshot of the same engine.
 Its orders execute on the simulator (a paper account).  ``rest_calls`` counts the JSON-RPC calls
-a snapshot makes, as the HTTP face would receive them.
+a snapshot makes, as the HTTP face would receive them: 5 (6 with the volatility index, 4 without
+the chain), plus one ticker per option position the book summary does not cover (every option
+position when the chain is not read: Deribit's positions carry no forward or mark IV).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,8 @@ from controller.venues.base import (
     check_order,
     latest_order,
 )
-from controller.venues.deribit_json import build_snapshot, parse_instrument, parse_order, parse_trade
+from controller.venues.deribit_json import build_snapshot, options_without_marks, parse_instrument
+from controller.venues.deribit_orders import parse_order, parse_trade, trades_fee
 from controller.venues.errors import (
     AccessDeniedError,
     FatalVenueError,
@@ -54,7 +58,11 @@ def engine_config(settings: SimSettings) -> SimConfig:
         strikes_each_side=settings.strikes_each_side,
     )
     return SimConfig(
-        seed=settings.seed, start=settings.start, initial_balance=settings.initial_balance, listing=listing
+        seed=settings.seed,
+        start=settings.start,
+        initial_balance=settings.initial_balance,
+        listing=listing,
+        margin_model=settings.margin_model,
     )
 
 
@@ -155,18 +163,26 @@ class SimVenue:
 
     def snapshot(self) -> AccountSnapshot:
         now = self.engine.now
+        now_ms = round(now.timestamp() * 1000)
         calls = [
             ("summary", "private/get_account_summary", {"currency": self.currency}),
             ("positions", "private/get_positions", {"currency": self.currency}),
             ("book", "public/get_book_summary_by_currency", {"currency": self.currency}),
             ("ticker", "public/ticker", {"instrument_name": self.hedge_instrument}),
-            ("funding", "public/get_funding_rate_value", {"instrument_name": self.hedge_instrument}),
+            ("funding", "public/get_funding_rate_value", funding_window(self.hedge_instrument, now_ms)),
         ]
         if not self.read_chain:
             del calls[2]
         if self.use_vol_index:
-            calls.append(("vol_index", "public/get_volatility_index_data", {"currency": self.currency}))
+            vol_params = vol_index_window(self.currency, now_ms)
+            calls.append(("vol_index", "public/get_volatility_index_data", vol_params))
         replies = {key: self._call(f"read {key}", method, params) for key, method, params in calls}
+        with reading_reply("sim: could not read the positions"):
+            missing = options_without_marks(replies["positions"], replies.get("book"))
+        tickers = {
+            name: self._call(f"read the ticker of {name}", "public/ticker", {"instrument_name": name})
+            for name in missing
+        }
         with reading_reply("sim: could not read the account snapshot"):
             return build_snapshot(
                 venue=self.name,
@@ -177,9 +193,10 @@ class SimVenue:
                 hedge_ticker=replies["ticker"],
                 funding_rate_8h=float(replies["funding"]),
                 vol_index=replies.get("vol_index"),
+                option_tickers=tickers,
                 server_times={key: now for key in replies},
                 taken_at=self._clock(),
-                rest_calls=len(calls),
+                rest_calls=len(calls) + len(tickers),
             )
 
     def place_order(self, request: OrderRequest) -> OrderReport:
@@ -204,7 +221,7 @@ class SimVenue:
             f"place {request.side} {request.amount:g} {request.instrument} ({request.label})",
             f"private/{request.side.value}",
             params,
-            lambda reply: parse_order(reply["order"]),
+            lambda reply: parse_order(reply["order"], reply["trades"]),
         )
 
     def _spec(self, name: str) -> InstrumentSpec:
@@ -217,7 +234,7 @@ class SimVenue:
             raise ValueError("look an order up by exactly one of order_id or label")
         if order_id is not None:
             try:
-                return self._call(
+                report = self._call(
                     f"look up order {order_id}",
                     "private/get_order_state",
                     {"order_id": order_id},
@@ -225,12 +242,26 @@ class SimVenue:
                 )
             except OrderNotFoundError:
                 return None
-        return self._call(
+            return self._with_fee(report)
+        found = self._call(
             f"look up order labelled {label}",
             "private/get_order_state_by_label",
             {"currency": self.currency, "label": str(label)},
             lambda found: latest_order([parse_order(o) for o in found]),
         )
+        return None if found is None else self._with_fee(found)
+
+    def _with_fee(self, report: OrderReport) -> OrderReport:
+        """The report with its fee, read from the order's trades when its reply had none."""
+        if report.fee_coin is not None:
+            return report
+        fee = self._call(
+            f"read the trades of order {report.order_id}",
+            "private/get_user_trades_by_order",
+            {"order_id": report.order_id},
+            lambda trades: trades_fee(trades, f"order {report.order_id}"),
+        )
+        return replace(report, fee_coin=fee)
 
     def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]:
         return self._call(
@@ -244,7 +275,9 @@ class SimVenue:
         return self.engine.now
 
     def cancel_order(self, order_id: str) -> OrderReport:
-        return self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}, parse_order)
+        return self._with_fee(
+            self._call(f"cancel order {order_id}", "private/cancel", {"order_id": order_id}, parse_order)
+        )
 
     def open_orders(self) -> list[OrderReport]:
         return self._call(
@@ -264,6 +297,25 @@ class SimVenue:
             raise _translate(f"sim: could not {what}", exc) from None
         with reading_reply(f"sim: could not {what}"):
             return reply if parse is None else parse(reply)
+
+
+def funding_window(instrument: str, now_ms: int) -> dict[str, str]:
+    """The parameters of ``get_funding_rate_value`` for the last 8 hours (as the ccxt venue asks)."""
+    return {
+        "instrument_name": instrument,
+        "start_timestamp": str(now_ms - 8 * 3_600_000),
+        "end_timestamp": str(now_ms),
+    }
+
+
+def vol_index_window(currency: str, now_ms: int) -> dict[str, str]:
+    """``get_volatility_index_data`` over the last hour in minutes (as the ccxt venue asks)."""
+    return {
+        "currency": currency,
+        "start_timestamp": str(now_ms - 3_600_000),
+        "end_timestamp": str(now_ms),
+        "resolution": "60",
+    }
 
 
 def _translate(prefix: str, exc: SimError) -> VenueError:

@@ -293,6 +293,11 @@ def test_a_replayed_account_that_is_liquidated_ends_its_run_as_liquidated(tmp_pa
         cycles = conn.execute("select count(*) from cycles where run_id = ?", [run.run_id]).fetchone()[0]
     assert status == "liquidated" and f"{run.cycles} of {len(prices)} rows" in reason
     assert "the account was liquidated at" in event[0] and "index at" in event[0]
+    # 3x long through a 35 % fall loses more than the equity: the insurance fund covers the rest
+    with sqlite3.connect(db) as conn:
+        (bust,) = conn.execute("select message from events where kind = 'bankrupt'").fetchone()
+    assert "bankrupt" in bust and "insurance fund covered" in bust
+    assert run.ledger["insurance"] > 0 and run.ledger["equity"] == pytest.approx(0.0, abs=1e-12)
     assert cycles == run.cycles  # no cycle after the end, no string of ERROR cycles
     rows = compare_replays(db, outcome.replay_key)
     assert rows[0].status == "liquidated"

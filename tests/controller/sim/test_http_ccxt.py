@@ -6,10 +6,15 @@ parsing; the answers are checked against the engine's state.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import ccxt
 import pytest
 
-from controller.sim import SimExchange
+from controller.sim import SimConfig, SimExchange
+from controller.sim.market import StochasticVolParams
+from controller.sim.server import SimServer
+from tests.controller.conftest import make_client
 
 PERP = "BTC/USD:BTC"
 
@@ -90,10 +95,25 @@ def test_tickers_and_greeks(client, engine):
     assert summary["underlying_price"] == pytest.approx(quote.underlying_price)
 
 
-def test_funding_rate(client, engine):
-    client.load_markets()
-    rate = client.fetch_funding_rate(PERP)
-    assert rate["fundingRate"] == pytest.approx(engine.market().funding_8h)
+def test_funding_rate_is_the_funding_accrued_over_the_window():
+    """get_funding_rate_value over the 8 hours ccxt is asked for, as Deribit answers it: the sum of
+    each moment's rate (the premium less the ±0.025 % dead band) times its share of 8 hours."""
+    engine = SimExchange(SimConfig(seed=5, market=StochasticVolParams(funding_vol=0.01)))
+    engine.advance(86400)
+    end = engine.now
+    window = {
+        "start_timestamp": int((end - timedelta(hours=8)).timestamp() * 1000),
+        "end_timestamp": int(end.timestamp() * 1000),
+    }
+    with SimServer(engine, port=0, speed=0.0) as server:
+        client = make_client(server.url)
+        client.load_markets()
+        rate = client.fetch_funding_rate(PERP, params=window)
+    # by hand: 96 five-minute steps of the path, each at the dead-banded rate of its premium
+    premiums = [engine.path.state_at(end - timedelta(minutes=5 * (96 - k))).perp_premium for k in range(96)]
+    rates = [max(0.00025, p) + min(-0.00025, p) for p in premiums]
+    assert any(r != 0.0 for r in rates) and any(r == 0.0 for r in rates)  # both sides of the band occur
+    assert rate["fundingRate"] == pytest.approx(sum(rates) * 300 / 28800, rel=1e-12)
 
 
 def test_limit_orders_rest_fill_and_cancel(client, engine, admin):
@@ -161,3 +181,77 @@ def test_a_wrong_secret_is_ccxts_authentication_error(server):
         impostor.fetch_balance({"code": "BTC"})
     with pytest.raises(ccxt.AuthenticationError):
         impostor.create_order(PERP, "market", "buy", 10, params={"label": "x"})
+
+
+# ------------------------------------------------------------------ Deribit's own rules over HTTP
+def _signed_get(url: str, path: str, *, ts: int, nonce: str, order: tuple[str, ...]) -> tuple[int, dict]:
+    """A private GET signed as Deribit documents it, its header parts in the given order."""
+    import hashlib
+    import hmac
+    import json
+    import urllib.error
+    import urllib.request
+
+    from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+    payload = f"{ts}\n{nonce}\nGET\n{path}\n\n"
+    sig = hmac.new(DEFAULT_API_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    parts = {"id": DEFAULT_API_KEY, "ts": str(ts), "nonce": nonce, "sig": sig}
+    header = "deri-hmac-sha256 " + ",".join(f"{k}={parts[k]}" for k in order)
+    request = urllib.request.Request(url + path, headers={"Authorization": header})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_deribits_documented_header_order_is_accepted_and_stale_or_replayed_requests_refused(server):
+    import time
+
+    path = "/api/v2/private/get_account_summary?currency=BTC"
+    now = int(time.time() * 1000)
+    documented = ("id", "ts", "nonce", "sig")  # the order of Deribit's own curl example
+    status, reply = _signed_get(server.url, path, ts=now, nonce="abc123", order=documented)
+    assert status == 200 and reply["result"]["currency"] == "BTC"
+    status, reply = _signed_get(server.url, path, ts=now, nonce="abc123", order=documented)
+    assert reply["error"]["code"] == 13009 and "already used" in reply["error"]["data"]["reason"]
+    stale = now - 61_000  # "valid for 60 seconds since generation"
+    status, reply = _signed_get(server.url, path, ts=stale, nonce="fresh", order=("id", "ts", "sig", "nonce"))
+    assert reply["error"]["code"] == 13009 and "60 s" in reply["error"]["data"]["reason"]
+
+
+def test_missing_parameters_are_invalid_params_naming_the_parameter(client):
+    with pytest.raises(ccxt.BadRequest, match="-32602") as caught:
+        client.publicGetGetBookSummaryByCurrency({})
+    assert '"param": "currency"' in str(caught.value)
+
+
+def test_a_fractional_futures_amount_is_non_integer_contract_amount(client):
+    client.load_markets()
+    with pytest.raises(ccxt.InvalidOrder, match="non_integer_contract_amount"):
+        client.privateGetBuy({"instrument_name": "BTC-PERPETUAL", "amount": 15, "type": "market"})
+
+
+def test_perpetual_orders_beyond_the_price_band_trade_at_its_edge(client, engine):
+    """Deribit's perpetual band is ±1.5 % of the mark: a buy limit above max_price is placed at
+    max_price (and fills at the touch); the ticker publishes the band."""
+    client.load_markets()
+    mark = engine.quote("BTC-PERPETUAL").mark_price
+    ticker = client.fetch_ticker(PERP)["info"]
+    assert ticker["max_price"] == pytest.approx(mark * 1.015, abs=0.5)
+    assert ticker["min_price"] == pytest.approx(mark * 0.985, abs=0.5)
+    order = client.create_order(PERP, "limit", "buy", 100, round(mark * 1.10), params={"label": "band"})
+    assert order["price"] == pytest.approx(ticker["max_price"])
+    assert order["status"] == "closed" and order["average"] < ticker["max_price"]
+
+
+def test_an_orders_trades_and_fees_through_get_user_trades_by_order(client, engine):
+    client.load_markets()
+    order = client.create_order(PERP, "market", "sell", 1000, params={"label": "fees"})
+    trades = client.fetch_order_trades(order["id"], PERP)
+    assert [t["order"] for t in trades] == [order["id"]]
+    (sim_trade,) = engine.orders[order["id"]].trades
+    assert trades[0]["fee"]["cost"] == pytest.approx(sim_trade.fee) and sim_trade.fee > 0  # taker: a cost
+    assert trades[0]["info"]["liquidity"] == "T" and trades[0]["info"]["fee_currency"] == "BTC"
+    assert "commission" not in order["info"]

@@ -47,7 +47,9 @@ def test_snapshot_reads_the_account(server, engine):
     assert snap.equity_coin == pytest.approx(account.equity)
     assert snap.maintenance_margin_coin == pytest.approx(account.maintenance_margin)
     assert snap.index_price == pytest.approx(engine.market().index)
-    assert snap.funding_rate_8h == pytest.approx(engine.market().funding_8h)
+    assert snap.funding_rate_8h == pytest.approx(
+        engine.funding_between(engine.now - timedelta(hours=8), engine.now)
+    )
     assert snap.hedge.name == "BTC-PERPETUAL" and snap.hedge.best_bid < snap.hedge.best_ask
     (perp,) = snap.positions
     assert perp.size == -100_000 and perp.exchange_greeks.delta == pytest.approx(-100_000 / perp.mark_price)

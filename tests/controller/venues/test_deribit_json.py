@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from controller.venues import MalformedReplyError, OrderStatus, OrderType, Side, UnknownInstrumentError
-from controller.venues.deribit_json import build_snapshot, parse_chain, parse_order, parse_position
+from controller.venues.deribit_json import build_snapshot, parse_chain, parse_position
+from controller.venues.deribit_orders import parse_order
 
 NOW = datetime(2026, 1, 2, 8, tzinfo=UTC)
 SUMMARY = {
@@ -160,8 +161,9 @@ def test_flat_positions_are_left_out_and_unknown_instruments_refused():
 def test_chain_skips_options_without_a_quote():
     rows = [
         OPTION_SUMMARY,
-        {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-95000-C", "mark_iv": None},
+        {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-95000-C", "mark_iv": None, "mark_price": None},
         {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-99000-C", "mark_iv": 0.0},
+        {**OPTION_SUMMARY, "instrument_name": "BTC-30JAN26-98000-C", "underlying_price": None},
         {"instrument_name": "BTC-PERPETUAL"},
     ]
     assert [c.name for c in parse_chain(rows, NOW)] == ["BTC-30JAN26-90000-C"]
@@ -179,7 +181,7 @@ def test_orders():
         "average_price": 90_000.0,
         "price": "market_price",
         "order_state": "filled",
-        "commission": -0.0001,
+        "commission": -0.0001,  # a 2019-era reply's field: a maker rebate keeps its sign
         "creation_timestamp": 1767340800000,
         "last_update_timestamp": 1767340800500,
     }
@@ -189,7 +191,7 @@ def test_orders():
         OrderType.MARKET,
         OrderStatus.FILLED,
         None,
-        0.0001,
+        -0.0001,
     )
     assert order.status.final and not math.isnan(order.average_price)
     with pytest.raises(MalformedReplyError, match="unknown state 'pending'"):
