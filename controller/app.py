@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.config import Config, ConfigError
-from controller.execution import DryRunExecutor, OrderExecutor
+from controller.execution import DryRunExecutor, Event, OrderExecutor
 from controller.journal import Journal
 from controller.lock import RunLocks, account_key
 from controller.loop import Controller
+from controller.records import Notice
 from controller.venues import ReadOnlyVenue, Venue
 from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue
 
@@ -68,11 +69,13 @@ def build_controller(
     env: Mapping[str, str] | None = None,
     log: Callable[[str, str], None] = lambda level, message: None,
     sleep: Callable[[float], None] = time.sleep,
+    notify: Callable[[Notice], list[Event]] | None = None,
 ) -> Controller:
     """Everything a run needs, wired: locks first, then the journal, the venue and the executor.
 
     Raises :class:`~controller.lock.AlreadyRunningError` when another process holds the decision log
-    (or, for a run that sends orders to an exchange, the account).
+    (or, for a run that sends orders to an exchange, the account).  ``notify`` is told after each
+    committed cycle and at the run's end (the command line passes ``controller.review.notify``'s).
     """
     env = os.environ if env is None else env
     mode = effective_mode(config, options)
@@ -130,7 +133,7 @@ def build_controller(
             sleep=sleep,
         )
         read_venue = venue  # type: ignore[assignment]
-    return Controller(
+    controller = Controller(
         config=config,
         venue=read_venue,
         executor=executor,
@@ -143,6 +146,9 @@ def build_controller(
         scrub=_scrubber(key, secret),
         release=locks.release,
     )
+    if notify is not None:
+        controller.notify = notify
+    return controller
 
 
 def _scrubber(*secrets: str | None) -> Callable[[str], str]:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
 
 from controller.risk import AdviceLimits, GuardSettings, Mode, PolicySettings, RebalanceTo, RiskSettings
 from controller.venues import CcxtVenueSettings, SimSettings, StartingPosition
@@ -164,6 +164,24 @@ class ReplayConfig(_Strict):
     straddle_tenor_days: Positive = 30.0
 
 
+NOTIFY_KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach")
+
+
+class NotifyConfig(_Strict):
+    urls: tuple[str, ...] = ()  # apprise URLs; LEVCTL_NOTIFY_URLS adds more (and keeps tokens out of files)
+    level: Literal["info", "warning", "critical"] = "warning"
+    events: tuple[Literal[NOTIFY_KINDS], ...] = NOTIFY_KINDS  # type: ignore[valid-type]
+    failed_in_a_row: Annotated[int, Field(ge=1)] = 3
+    liquidation_distance: Annotated[float, Field(gt=0, lt=1)] | None = 0.10
+    var_fraction: Positive | None = None  # VaR above this share of equity (where cycles record var_usd)
+    timeout_s: Positive = 10.0
+
+    @field_serializer("urls", when_used="json")
+    def _schemes_only(self, urls: tuple[str, ...]) -> list[str]:
+        """The decision log keeps the config: a URL's token or password must not reach it."""
+        return [url.split("://", 1)[0] + "://…" for url in urls]
+
+
 class FileConfig(_Strict):
     run: RunConfig = RunConfig()
     venue: VenueConfig = VenueConfig()
@@ -172,6 +190,7 @@ class FileConfig(_Strict):
     guards: GuardConfig = GuardConfig()
     advice: AdviceConfig = AdviceConfig()
     replay: ReplayConfig = ReplayConfig()
+    notify: NotifyConfig = NotifyConfig()
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from controller.execution import (
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.orders import OrderState, TrackedOrder, describe
-from controller.records import cycle_record, cycle_summary
+from controller.records import Notice, cycle_record, cycle_summary
 from controller.risk import (
     AccountStateError,
     Decision,
@@ -123,6 +123,7 @@ class Controller:
     log: Callable[[str, str], None] = lambda level, message: None
     scrub: Callable[[str], str] = lambda text: text  # removes secrets from messages
     release: Callable[[], None] = lambda: None  # the run's locks
+    notify: Callable[[Notice], list[Event]] = lambda notice: []  # returns what it failed to send before
     run_id: int = 0
     run_key: str = ""
     cycles_done: int = 0
@@ -170,6 +171,7 @@ class Controller:
         return "dry-run" if isinstance(self.executor, DryRunExecutor) else self.config.run.mode
 
     def finish(self, status: str, reason: str) -> None:
+        self.notify(Notice(self.run_id, self.mode, self.venue.name, {}, stopped=(status, reason)))
         self._event("info", "stop", f"{status}: {reason}")
         self.journal.finish_run(self.run_id, finished_at=self.clock(), status=status, reason=reason)
 
@@ -301,7 +303,7 @@ class Controller:
         record = cycle_record(self.run_id, n, now, snapshot, report, decision, execution, started)
         record.row.update(skew_s=skew, in_flight=len(self.in_flight))
         record.events = self._event_rows(events, now)
-        cycle_id = self.journal.write_cycle(record)
+        cycle_id = self._commit(record, execution.orders)
         self.log("info", cycle_summary(n, report, decision, execution))
         if execution.halt is not None:
             raise self._halt(execution.halt)
@@ -384,7 +386,14 @@ class Controller:
             "latency_ms": (time.perf_counter() - started) * 1e3,
             "in_flight": len(self.in_flight),
         }
-        return self.journal.write_cycle(CycleRecord(row, events=self._event_rows(events, now)))
+        return self._commit(CycleRecord(row, events=self._event_rows(events, now)), [])
+
+    def _commit(self, record: CycleRecord, sent: list[TrackedOrder]) -> int:
+        cycle_id = self.journal.write_cycle(record)
+        told = Notice(self.run_id, self.mode, self.venue.name, record.row, tuple(record.events), tuple(sent))
+        for level, kind, message in self.notify(told):  # notices that could not be sent before
+            self._event(level, kind, message)
+        return cycle_id
 
     def _with_retries(self, operation: Callable[[], Any], events: list[Event]) -> Any:
         policy = BackoffPolicy(

@@ -23,6 +23,7 @@ USER_ERRORS = frozenset(
         "controller.cli.positions_file.PositionsFileError",
         "controller.sim.market.ReplayError",
         "controller.review.logdb.LogReadError",
+        "controller.review.notify.NotifyError",
         "pricing._inputs.InvalidInputError",
         "pricing.book.BookError",
         "pricing.instruments.InstrumentNameError",

@@ -21,6 +21,7 @@ from controller.cli.errors import EXIT_STOPPED, EXIT_USER_ERROR, user_errors
 from controller.config import Config, load_config
 from controller.journal import JournalError
 from controller.loop import Controller, ControllerHalted, CycleResult
+from controller.review.notify import Notifier, NotifySettings, notify_urls
 from controller.review.render import console, print_cycle
 
 
@@ -132,12 +133,15 @@ def _supervised(controller: Controller, body: Callable[[], T], logger: logging.L
 
 
 def _close(controller: Controller, status: str, reason: str) -> None:
-    """Record how the run ended (if the log can still be written) and release its log and locks."""
+    """Record how the run ended (if the log can still be written), release its log and locks, and
+    let the last notifications go out."""
     try:
         with contextlib.suppress(JournalError):
             controller.finish(status, reason)
     finally:
         controller.close()
+        if isinstance(controller.notify, Notifier):
+            controller.notify.close()
 
 
 @click.group(name="config")
@@ -170,10 +174,14 @@ def _load(path: Path | None) -> Config:
 
 
 def _build(config: Config, options: RunOptions, logger: logging.Logger) -> Any:
+    def log(level: str, message: str) -> None:
+        logger.log(_LEVELS[level], message)
+
     with user_errors():
-        return build_controller(
-            config, options, log=lambda level, message: logger.log(_LEVELS[level], message)
-        )
+        wanted = config.file.notify
+        urls = notify_urls(wanted.urls, os.environ)
+        notifier = Notifier(NotifySettings(**{**wanted.model_dump(), "urls": urls}), log=log)
+        return build_controller(config, options, log=log, notify=notifier)
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}

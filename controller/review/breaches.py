@@ -16,6 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+# words of the policy's guard reasons (a hold, REDUCING or a halt names its guard in these words)
+GUARD_WORDS = (
+    "stale",
+    "jump",
+    "unavailable",
+    "disagree",
+    "cooldown",
+    "kill switch",
+    "drawdown",
+    "margin ratio",
+)
 _EXCEEDS = re.compile(r"^(?P<metric>.*?)\s[+\-−]?[\d,]+(?:\.\d+)?\s.*?\bexceeds the limit\b")
 _PARENTHESES = re.compile(r"\s*\([^)]*\)")
 

@@ -24,20 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from controller.review.breaches import BreachTracker, Episode
+from controller.review.breaches import GUARD_WORDS, BreachTracker, Episode
 from controller.review.logdb import LogReadError, is_log, open_log, time_filters
 from pricing.realised import realised_vol
 
-GUARD_WORDS = (
-    "stale",
-    "jump",
-    "unavailable",
-    "disagree",
-    "cooldown",
-    "kill switch",
-    "drawdown",
-    "margin ratio",
-)
 CYCLE_NUMBERS = (
     "equity_usd",
     "index_price",
