@@ -24,6 +24,7 @@ USER_ERRORS = frozenset(
         "controller.sim.market.ReplayError",
         "controller.review.logdb.LogReadError",
         "controller.review.notify.NotifyError",
+        "controller.review.live.ServeError",
         "pricing._inputs.InvalidInputError",
         "pricing.book.BookError",
         "pricing.instruments.InstrumentNameError",

@@ -15,6 +15,7 @@ COMMANDS = {  # name → "module:attribute", in the order ``levctl --help`` list
     "once": "controller.cli.run:once",
     "log": "controller.cli.log:log_command",
     "report": "controller.cli.report:report",
+    "serve": "controller.cli.serve:serve",
     "replay": "controller.cli.replay:replay_command",
     "config": "controller.cli.run:config_group",
     "sim": "controller.cli.sim:sim",

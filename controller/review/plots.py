@@ -126,7 +126,7 @@ def _finish(ax: Any, title: str, bust: Any, twin: Any = None) -> None:
 def _percent(ax: Any) -> None:
     from matplotlib.ticker import PercentFormatter
 
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
 
 
 def _thousands(*axes: Any) -> None:

@@ -1,0 +1,51 @@
+"""The live page's plot: the recent cycles of the run followed (leverage against the band and L*,
+σ̂, equity), as a PNG.  Drawn only when a new cycle arrives (the app keeps the last one)."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+
+
+def recent_plot(cycles: list[dict[str, Any]], run: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.dates import DateFormatter
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    good = [c for c in cycles if c["equity_usd"] is not None]
+    t = [datetime.fromisoformat(str(c["ts"])) for c in good]
+
+    def col(name: str) -> list[float]:
+        return [float("nan") if c[name] is None else c[name] for c in good]
+
+    fig, (lev, vol, eq) = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    lev.fill_between(
+        t, col("band_low"), col("band_high"), color="tab:green", alpha=0.15, label="no-trade band"
+    )
+    lev.plot(t, col("target_leverage"), color="tab:green", lw=1, label="target L*")
+    lev.plot(t, col("signed_leverage"), color="tab:blue", lw=1.3, label="leverage L")
+    trades = [i for i, c in enumerate(good) if c["action"] in ("REBALANCE", "REDUCE")]
+    lev.scatter([t[i] for i in trades], [col("signed_leverage")[i] for i in trades], color="tab:red", s=12,
+                zorder=3, label="rebalance")  # fmt: skip
+    lev.set_ylabel("× equity")
+    vol.plot(t, col("sigma_hat"), color="tab:purple", label="σ̂ (annualised)")
+    vol.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    vol.set_ylabel("σ̂")
+    eq.plot(t, col("equity_usd"), color="tab:blue", label="equity (USD)")
+    eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    eq.set_ylabel("USD")
+    eq.set_xlabel("time (UTC)")
+    eq.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz="UTC"))
+    for axis in (lev, vol, eq):
+        axis.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncol=4, frameon=False)
+        axis.grid(alpha=0.3)
+    fig.suptitle(f"run {run['id']} ({run['mode']}): the last {len(good)} cycles")
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.09, hspace=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
