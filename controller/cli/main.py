@@ -18,6 +18,7 @@ COMMANDS = {  # name → "module:attribute", in the order ``levctl --help`` list
     "serve": "controller.cli.serve:serve",
     "replay": "controller.cli.replay:replay_command",
     "config": "controller.cli.run:config_group",
+    "doctor": "controller.cli.doctor:doctor",
     "sim": "controller.cli.sim:sim",
     "book": "controller.cli.pricing:book",
     "greeks": "controller.cli.pricing:greeks_command",
