@@ -21,7 +21,7 @@ from pathlib import Path
 
 from controller.config import Config, ConfigError
 from controller.execution import DryRunExecutor, Event, OrderExecutor
-from controller.journal import Journal
+from controller.journal import Journal, refuse_foreign
 from controller.lock import RunLocks, account_key
 from controller.loop import Controller
 from controller.records import Notice
@@ -49,17 +49,35 @@ def effective_mode(config: Config, options: RunOptions) -> str:
             "live mode refuses to start without both --live on the command line and "
             f"run.allow_live = true in {config.source}"
         )
-    if mode == "paper" and config.venue.kind != "sim":
-        raise ConfigError(f"{config.source}: run.mode = 'paper' needs venue.kind = 'sim'")
-    if mode in ("testnet", "live") and config.venue.kind != "ccxt":
-        raise ConfigError(
-            f"{config.source}: run.mode = {mode!r} needs venue.kind = 'ccxt' (the simulator runs 'paper')"
-        )
-    if mode == "testnet" and not config.venue.ccxt.sandbox:
-        raise ConfigError(f"{config.source}: run.mode = 'testnet' needs venue.ccxt.sandbox = true")
-    if mode == "live" and config.venue.ccxt.sandbox:
-        raise ConfigError(f"{config.source}: run.mode = 'live' needs venue.ccxt.sandbox = false")
+    problems = mode_problems(config)
+    if problems:
+        raise ConfigError(problems[0])
     return "dry-run" if options.dry_run else mode
+
+
+def mode_problems(config: Config) -> list[str]:
+    """What in the config contradicts its mode (keys of different sections that cannot go together)."""
+    mode, venue = config.run.mode, config.venue
+    rules = [
+        (mode == "paper" and venue.kind != "sim", "run.mode = 'paper' needs venue.kind = 'sim'"),
+        (
+            mode in ("testnet", "live") and venue.kind != "ccxt",
+            f"run.mode = {mode!r} needs venue.kind = 'ccxt' (the simulator runs 'paper')",
+        ),
+        (
+            mode == "testnet" and venue.kind == "ccxt" and not venue.ccxt.sandbox,
+            "run.mode = 'testnet' needs venue.ccxt.sandbox = true",
+        ),
+        (
+            mode == "live" and venue.kind == "ccxt" and venue.ccxt.sandbox,
+            "run.mode = 'live' needs venue.ccxt.sandbox = false",
+        ),
+        (
+            venue.kind == "sim" and venue.sim.replay is not None and not Path(venue.sim.replay).is_file(),
+            f"venue.sim.replay: no file at {venue.sim.replay}",
+        ),
+    ]
+    return [f"{config.source}: {message}" for broken, message in rules if broken]
 
 
 def build_controller(
@@ -86,6 +104,7 @@ def build_controller(
             f"{API_KEY_ENV} and {API_SECRET_ENV} must be set in the environment to use {config.source}"
         )
     sends_to_exchange = config.venue.kind == "ccxt" and mode != "dry-run"
+    refuse_foreign(db)  # before the lock: nothing is written beside another program's file
     locks = RunLocks(
         db,
         account_dir=Path(config.run.account_lock_dir),

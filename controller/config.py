@@ -312,5 +312,6 @@ def _describe(source: str, exc: ValidationError) -> str:
         else:
             got = error.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{source}: {path}: {error['msg'].lower()}{shown}")
+            message = error["msg"].removeprefix("Value error, ")  # our validators' words, as written
+            lines.append(f"{source}: {path}: {message[:1].lower()}{message[1:]}{shown}")
     return "\n".join(lines)

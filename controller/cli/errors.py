@@ -20,6 +20,7 @@ USER_ERRORS = frozenset(
         "controller.config.ConfigError",
         "controller.journal.store.JournalError",
         "controller.lock.AlreadyRunningError",
+        "controller.lock.LockFileError",
         "controller.cli.positions_file.PositionsFileError",
         "controller.sim.market.ReplayError",
         "controller.review.logdb.LogReadError",

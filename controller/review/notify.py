@@ -232,7 +232,7 @@ class Notifier:
         self.log = log
         self._failures: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=QUEUE_SIZE)
-        self._send = sender or (_apprise_sender(settings) if settings.urls else None)
+        self._send = sender or (apprise_sender(settings) if settings.urls else None)
         self._thread: threading.Thread | None = None
         if self._send is not None:
             self._thread = threading.Thread(target=self._work, name="levctl-notify", daemon=True)
@@ -288,9 +288,12 @@ class Notifier:
 _LOG_LEVEL = {"info": "info", "warning": "warning", "critical": "error"}
 
 
-def _apprise_sender(settings: NotifySettings) -> Callable[[Alert], None]:
-    """One apprise object for all URLs; a URL apprise cannot read is refused at once."""
-    import apprise
+def apprise_sender(settings: NotifySettings) -> Callable[[Alert], None]:
+    """One apprise object per URL; a URL apprise cannot read is refused at once (:class:`NotifyError`)."""
+    try:
+        import apprise
+    except ImportError:
+        raise NotifyError("notify.urls: notifications need apprise: pip install 'levctl[notify]'") from None
 
     logging.getLogger("apprise").propagate = False  # its own lines may name a URL: ours say why
     services = []
