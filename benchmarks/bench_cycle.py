@@ -154,9 +154,8 @@ def _measure(size: int, journal: Any, best_of: BestOf, repeats: int) -> dict[str
     from controller.execution import DryRunExecutor
     from controller.loop import plan_orders
     from controller.records import cycle_record
-    from controller.risk.assess import assess
+    from controller.risk.assess import RiskState, assess
     from controller.risk.policy import PolicyState, decide
-    from controller.risk.volatility import VolState
     from controller.venues.sim import SimVenue
 
     config = load_config(None)
@@ -166,7 +165,7 @@ def _measure(size: int, journal: Any, best_of: BestOf, repeats: int) -> dict[str
     spec = SimVenue(engine).load_instruments()["BTC-PERPETUAL"]
     clock = now + timedelta(seconds=1)
     snap = _parse(replies, now)
-    report, _ = assess(snap, config.risk, VolState(), now=clock)
+    report, _ = assess(snap, config.risk, RiskState(), now=clock)
     executor = DryRunExecutor()
 
     def policy_and_record(snap: Any = snap, report: Any = report) -> Any:
@@ -183,13 +182,13 @@ def _measure(size: int, journal: Any, best_of: BestOf, repeats: int) -> dict[str
 
     def cycle() -> None:
         parsed = _parse(replies, now)
-        risk, _ = assess(parsed, config.risk, VolState(), now=clock)
+        risk, _ = assess(parsed, config.risk, RiskState(), now=clock)
         journal.write_cycle(policy_and_record(parsed, risk))
 
     floor = _floor(snap, now)
     return {
         f"cycle_parse_ms_{size}": best_of(lambda: _parse(replies, now), repeats) * 1e3,
-        f"cycle_risk_ms_{size}": best_of(lambda: assess(snap, config.risk, VolState(), now=clock), repeats)
+        f"cycle_risk_ms_{size}": best_of(lambda: assess(snap, config.risk, RiskState(), now=clock), repeats)
         * 1e3,
         f"cycle_policy_record_ms_{size}": best_of(policy_and_record, repeats) * 1e3,
         f"cycle_journal_ms_{size}": best_of(lambda: journal.write_cycle(record), repeats) * 1e3,

@@ -38,6 +38,7 @@ class RunOptions:
     live: bool = False
     db: Path | None = None
     venue_url: str | None = None
+    fresh_state: bool = False  # do not resume σ̂'s history, peak equity and the drawdown latch
 
 
 def effective_mode(config: Config, options: RunOptions) -> str:
@@ -164,6 +165,7 @@ def build_controller(
         log=log,
         scrub=_scrubber(key, secret),
         release=locks.release,
+        resume_state=not options.fresh_state,
     )
     if notify is not None:
         controller.notify = notify

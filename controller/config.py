@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
 
 from controller.risk import AdviceLimits, GuardSettings, Mode, PolicySettings, RebalanceTo, RiskSettings
+from controller.risk.sigma import SigmaSettings
 from controller.venues import CcxtVenueSettings, SimSettings, StartingPosition
 
 EMBEDDED_DEFAULT = "embedded default"
@@ -126,6 +127,33 @@ class RiskConfig(_Strict):
     span_extreme_cover: Annotated[float, Field(ge=0, le=1)] = 0.35
     greeks_abs_tol: NonNegative = 0.02
     greeks_rel_tol: NonNegative = 0.05
+    sigma_estimator: Literal["implied", "realised", "implied_vrp", "blend"] = "implied"
+    realised_half_life_days: Positive = 3.0
+    realised_min_history_days: NonNegative = 2.0
+    vrp_half_life_days: Positive = 90.0
+    vrp_min_history_days: NonNegative = 30.0
+    blend_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    var_level: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
+    var_window_days: Annotated[int, Field(ge=10, le=3650)] = 365
+    var_min_days: Annotated[int, Field(ge=1)] = 30
+
+    def settings(self) -> RiskSettings:
+        values = self.model_dump()
+        sigma = SigmaSettings(
+            estimator=values.pop("sigma_estimator"),
+            ewma_half_life_s=values.pop("ewma_half_life_s"),
+            **{key: values.pop(key) for key in SIGMA_KEYS},
+        )
+        return RiskSettings(**{**values, "sigma_sources": tuple(self.sigma_sources), "sigma": sigma})
+
+
+SIGMA_KEYS = (
+    "realised_half_life_days",
+    "realised_min_history_days",
+    "vrp_half_life_days",
+    "vrp_min_history_days",
+    "blend_weight",
+)
 
 
 class PolicyConfig(_Strict):
@@ -148,6 +176,7 @@ class GuardConfig(_Strict):
     max_margin_ratio: Positive = 0.5
     max_drawdown: Annotated[float, Field(gt=0, le=1)] = 0.35
     hold_on_greeks_divergence: bool = True
+    max_var_fraction: Positive | None = None  # 1-day VaR above this share of equity: REDUCING
     max_clock_skew_s: Positive = 5.0  # local vs exchange clock: a warning beyond it
     max_future_s: NonNegative = 2.0  # figures stamped later than the exchange's clock by more: HOLD
 
@@ -281,9 +310,7 @@ def build_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         risk=_section(
             source,
             "risk",
-            lambda: RiskSettings(
-                **{**file.risk.model_dump(), "sigma_sources": tuple(file.risk.sigma_sources)}
-            ),
+            file.risk.settings,
         ),
         policy=_section(
             source,

@@ -37,9 +37,10 @@ from controller.orders import (
     advance,
     describe,
 )
-from controller.risk import Denial
+from controller.risk import Decision, Denial, InFlightOrder
 from controller.venues import (
     AccessDeniedError,
+    AccountSnapshot,
     OrderReport,
     OrderRequest,
     OrderStatus,
@@ -289,3 +290,49 @@ def in_flight_positions(
     for o in orders:
         count[o.instrument] = count.get(o.instrument, 0) + 1
     return {o.label: positions.get(o.instrument, 0.0) if count[o.instrument] == 1 else None for o in orders}
+
+
+def plan_orders(
+    decision: Decision,
+    snapshot: AccountSnapshot,
+    *,
+    label_prefix: str,
+    run_key: str,
+    run_id: int,
+    n: int,
+    now: datetime,
+) -> list[TrackedOrder]:
+    """The decision's orders as orders to send: labelled, and each with the position it starts from."""
+    held = {p.name: p.size for p in snapshot.positions}
+    return [
+        TrackedOrder(
+            label=order_label(label_prefix, run_key, n, leg),
+            run_id=run_id,
+            cycle_n=n,
+            instrument=p.instrument,
+            side=p.side,
+            amount=p.amount,
+            reduce_only=p.reduce_only,
+            state=OrderState.SENDING,
+            created_at=now,
+            updated_at=now,
+            notional_usd=p.notional_usd,
+            delta_usd_change=p.delta_usd_change,
+            position_before=held.get(p.instrument, 0.0),
+        )
+        for leg, p in enumerate(decision.orders)
+    ]
+
+
+def for_policy(order: TrackedOrder) -> InFlightOrder:
+    return InFlightOrder(order.label, order.instrument, order.state.value, order.created_at, describe(order))
+
+
+def run_key_suffix(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rem = divmod(value, 36)
+        out = digits[rem] + out
+        if value == 0:
+            return out

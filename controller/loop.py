@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import schedule
@@ -43,24 +43,32 @@ from controller.execution import (
     ExecutionReport,
     OrderExecutor,
     Resolver,
+    for_policy,
     in_flight_positions,
-    order_label,
+    plan_orders,
+    run_key_suffix,
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.orders import OrderState, TrackedOrder, describe
-from controller.records import Notice, cycle_record, cycle_summary
+from controller.records import (
+    Notice,
+    carried_state_json,
+    cycle_record,
+    cycle_summary,
+    restore_carried_state,
+)
 from controller.risk import (
     AccountStateError,
     Decision,
-    InFlightOrder,
     PolicyState,
     RiskReport,
+    RiskState,
     TradingState,
-    VolState,
     assess,
     check,
     decide,
 )
+from controller.risk.var import DailyCloses, record_close
 from controller.venues import (
     AccessDeniedError,
     AccountSnapshot,
@@ -124,11 +132,13 @@ class Controller:
     scrub: Callable[[str], str] = lambda text: text  # removes secrets from messages
     release: Callable[[], None] = lambda: None  # the run's locks
     notify: Callable[[Notice], list[Event]] = lambda notice: []  # returns what it failed to send before
+    carry_state: bool = True  # save the state each cycle (replays do not)
+    resume_state: bool = True  # start from the log's last saved state (--fresh-state, replays: cold)
     run_id: int = 0
     run_key: str = ""
     cycles_done: int = 0
     policy_state: PolicyState = field(default_factory=PolicyState)
-    vol_state: VolState = field(default_factory=VolState)
+    risk_state: RiskState = field(default_factory=RiskState)
     in_flight: list[TrackedOrder] = field(default_factory=list)
     specs: Mapping[str, InstrumentSpec] = field(default_factory=dict)
 
@@ -147,7 +157,7 @@ class Controller:
             pid=os.getpid(),
             host=socket.gethostname(),
         )
-        self.run_key = f"{self.run_id}{_base36(int(started.timestamp()))[-5:]}"
+        self.run_key = f"{self.run_id}{run_key_suffix(int(started.timestamp()))[-5:]}"
         for run in crashed:
             self._event("warning", "crashed_run", f"run {run['id']} was left running: closed as crashed")
         self._event(
@@ -161,6 +171,8 @@ class Controller:
                 raise self._halt(
                     f"the venue does not list the hedge instrument {self.config.venue.hedge_instrument}"
                 )
+            if self.resume_state:
+                self._resume_state()
             self._resume_in_flight()
             self._reconcile()
         except HALTS as exc:
@@ -181,6 +193,35 @@ class Controller:
             self.journal.close()
         finally:
             self.release()
+
+    def _resume_state(self) -> None:
+        """σ̂'s EWMAs, peak equity and the drawdown latch where the log's last cycle left them, and the
+        daily closes VaR needs: a restart continues instead of starting cold."""
+        currency = self.config.venue.currency
+        saved = self.journal.last_carried_state(currency)
+        if saved is None:
+            return
+        cycle_id, text = saved
+        _, sigma, policy = restore_carried_state(text)
+        risk = self.config.risk
+        since = (sigma.realised.last_at or self.clock()) - timedelta(days=risk.var_window_days + 2)
+        history = DailyCloses()
+        for row in self.journal.index_history(currency, since=since):
+            history = record_close(
+                history,
+                at=datetime.fromisoformat(row["venue_time"]),
+                index=row["index_price"],
+                implied=row["sigma_implied"],
+                window_days=risk.var_window_days,
+            )
+        self.risk_state, self.policy_state = RiskState(sigma, history), policy
+        latch = f"; the drawdown halt stays: {policy.halted_reason}" if policy.halted_reason else ""
+        self._event(
+            "info",
+            "state_resumed",
+            f"resumed the state of cycle {cycle_id}: σ̂'s history, {len(history.days)} daily closes, "
+            f"peak equity {policy.peak_equity_usd or 0:,.0f} USD{latch}",
+        )
 
     def _resume_in_flight(self) -> None:
         """Orders the journal holds in flight (this log's earlier runs): resolve them before deciding."""
@@ -276,7 +317,7 @@ class Controller:
         if self._settle_in_flight(snapshot, events):
             # fills just learnt of may have happened after that snapshot: decide on one taken after them
             snapshot = self._with_retries(self.venue.snapshot, events)
-        report, vol_state = assess(snapshot, self.config.risk, self.vol_state, now=snapshot.server_time)
+        report, risk_state = assess(snapshot, self.config.risk, self.risk_state, now=snapshot.server_time)
         decision, policy_state = decide(
             report,
             snapshot,
@@ -287,9 +328,9 @@ class Controller:
             self.policy_state,
             now=now,
             kill_switch=self.kill_switch(),
-            in_flight=tuple(_for_policy(o) for o in self.in_flight),
+            in_flight=tuple(for_policy(o) for o in self.in_flight),
         )
-        self.vol_state, self.policy_state = vol_state, policy_state
+        self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(
             self._plan(n, now, decision, snapshot), gate=self._gate(report, decision)
         )
@@ -302,6 +343,10 @@ class Controller:
             )
         record = cycle_record(self.run_id, n, now, snapshot, report, decision, execution, started)
         record.row.update(skew_s=skew, in_flight=len(self.in_flight))
+        if self.carry_state:
+            record.row["carried_state"] = carried_state_json(
+                risk_state.sigma, policy_state, currency=snapshot.currency
+            )
         record.events = self._event_rows(events, now)
         cycle_id = self._commit(record, execution.orders)
         self.log("info", cycle_summary(n, report, decision, execution))
@@ -448,52 +493,6 @@ class Controller:
         ]
 
 
-def plan_orders(
-    decision: Decision,
-    snapshot: AccountSnapshot,
-    *,
-    label_prefix: str,
-    run_key: str,
-    run_id: int,
-    n: int,
-    now: datetime,
-) -> list[TrackedOrder]:
-    """The decision's orders as orders to send: labelled, and each with the position it starts from."""
-    held = {p.name: p.size for p in snapshot.positions}
-    return [
-        TrackedOrder(
-            label=order_label(label_prefix, run_key, n, leg),
-            run_id=run_id,
-            cycle_n=n,
-            instrument=p.instrument,
-            side=p.side,
-            amount=p.amount,
-            reduce_only=p.reduce_only,
-            state=OrderState.SENDING,
-            created_at=now,
-            updated_at=now,
-            notional_usd=p.notional_usd,
-            delta_usd_change=p.delta_usd_change,
-            position_before=held.get(p.instrument, 0.0),
-        )
-        for leg, p in enumerate(decision.orders)
-    ]
-
-
-def _for_policy(order: TrackedOrder) -> InFlightOrder:
-    return InFlightOrder(order.label, order.instrument, order.state.value, order.created_at, describe(order))
-
-
 def _clock_skew(snapshot: AccountSnapshot) -> float:
     """Local clock minus the exchange's, in seconds, at the end of the snapshot."""
     return (snapshot.taken_at - snapshot.server_time).total_seconds()
-
-
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        value, rem = divmod(value, 36)
-        out = digits[rem] + out
-        if value == 0:
-            return out

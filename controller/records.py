@@ -1,18 +1,22 @@
-"""What one cycle leaves behind: its row in the decision log, and its line in the text log."""
+"""What one cycle leaves behind: its row in the decision log, its line in the text log, and the state
+it carries to the next (saved in the row, so that a restart resumes it instead of starting cold)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from controller.execution import ExecutionReport
 from controller.journal import CycleRecord
 from controller.orders import TrackedOrder
-from controller.risk import Decision, RiskReport
+from controller.risk import Decision, PolicyState, RiskReport, VolState
+from controller.risk.realised import VarianceEwma
+from controller.risk.sigma import SigmaState
 from controller.venues import AccountSnapshot
 
 
@@ -40,6 +44,17 @@ def cycle_record(
         "index_price": report.index_price,
         "sigma_hat": report.sigma_hat,
         "sigma_source": report.sigma_source,
+        "currency": report.currency,
+        "sigma_implied": report.sigma.implied,
+        "sigma_realised": report.sigma.realised,
+        "vrp_ratio": report.sigma.vrp_ratio,
+        "sigma_implied_vrp": report.sigma.implied_vrp,
+        "sigma_blend": report.sigma.blend,
+        "var_usd": None if report.var is None else report.var.var_usd,
+        "es_usd": None if report.var is None else report.var.es_usd,
+        "var_dgv_usd": None if report.var is None else report.var.var_dgv_usd,
+        "es_dgv_usd": None if report.var is None else report.var.es_dgv_usd,
+        "var_worst_days": None if report.var is None else list(report.var.worst_days),
         "delta_coin": report.delta_coin,
         "delta_usd": report.delta_usd,
         "dollar_gamma_usd": report.dollar_gamma_usd,
@@ -117,3 +132,35 @@ class Notice:
     events: tuple[Mapping[str, Any], ...] = ()
     orders: tuple[TrackedOrder, ...] = ()
     stopped: tuple[str, str] | None = None
+
+
+def carried_state_json(sigma: SigmaState, policy: PolicyState, *, currency: str) -> str:
+    """The state a cycle hands to the next, as JSON (times as ISO 8601)."""
+    payload = {
+        "currency": currency,
+        "sigma": {part: asdict(getattr(sigma, part)) for part in ("implied", "realised", "premium")},
+        "policy": asdict(policy),
+    }
+    return json.dumps(payload, default=lambda value: value.isoformat(), separators=(",", ":"))
+
+
+def restore_carried_state(text: str) -> tuple[str, SigmaState, PolicyState]:
+    """(currency, σ̂'s state, the policy's state) from :func:`carried_state_json`."""
+    payload = json.loads(text)
+    sigma = payload["sigma"]
+    return (
+        payload["currency"],
+        SigmaState(
+            implied=_restore(VolState, sigma["implied"]),
+            realised=_restore(VarianceEwma, sigma["realised"]),
+            premium=_restore(VarianceEwma, sigma["premium"]),
+        ),
+        _restore(PolicyState, payload["policy"]),
+    )
+
+
+def _restore(kind: Any, values: dict[str, Any]) -> Any:
+    times = {f.name for f in fields(kind) if "datetime" in str(f.type)}
+    return kind(
+        **{k: datetime.fromisoformat(v) if k in times and v is not None else v for k, v in values.items()}
+    )

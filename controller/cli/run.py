@@ -46,6 +46,11 @@ def _run_options(fn: Any) -> Any:
             click.option(
                 "--live", is_flag=True, help="Needed, with run.allow_live = true, to trade a real account."
             ),
+            click.option(
+                "--fresh-state",
+                is_flag=True,
+                help="Start cold: do not resume the log's σ̂ history, peak equity and drawdown halt.",
+            ),
         ]
     ):
         fn = decorator(fn)
@@ -63,12 +68,13 @@ def run(
     venue_url: str | None,
     dry_run: bool,
     live: bool,
+    fresh_state: bool,
     cycles: int | None,
 ) -> None:
     """Run the controller loop (the embedded default: the simulator, no account, no network)."""
     config = _load(config_path)
     logger = _logging(config)
-    controller = _build(config, RunOptions(dry_run, live, db, venue_url), logger)
+    controller = _build(config, RunOptions(dry_run, live, db, venue_url, fresh_state), logger)
     stop = {"asked": False}
 
     def ask_stop(signum: int, frame: FrameType | None) -> None:
@@ -99,12 +105,18 @@ def run(
 @_run_options
 @click.option("--json", "as_json", is_flag=True, help="Print the cycle as JSON.")
 def once(
-    config_path: Path | None, db: Path | None, venue_url: str | None, dry_run: bool, live: bool, as_json: bool
+    config_path: Path | None,
+    db: Path | None,
+    venue_url: str | None,
+    dry_run: bool,
+    live: bool,
+    fresh_state: bool,
+    as_json: bool,
 ) -> None:
     """Run one cycle and print the book, the leverage figures with the band, and the decision."""
     config = _load(config_path)
     logger = _logging(config, quiet=True)
-    controller = _build(config, RunOptions(dry_run, live, db, venue_url), logger)
+    controller = _build(config, RunOptions(dry_run, live, db, venue_url, fresh_state), logger)
 
     def body() -> CycleResult:
         controller.start()

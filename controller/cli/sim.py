@@ -11,6 +11,7 @@ import click
 
 from controller.cli.errors import user_errors
 from controller.sim import SimConfig, SimExchange
+from controller.sim.listing import ListingParams
 from controller.sim.market import ReplayPath, load_replay_csv
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
@@ -46,11 +47,18 @@ def sim() -> None:
     help="Virtual seconds per wall second; 0 moves time only through POST /_sim/advance.",
 )
 @click.option(
+    "--currency",
+    type=click.Choice(["BTC", "ETH"]),
+    default="BTC",
+    show_default=True,
+    help="The account's currency: its perpetual, futures and options, with Deribit's specs.",
+)
+@click.option(
     "--balance",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
-    help="Starting equity of the account, in BTC.",
+    help="Starting equity of the account, in its currency.",
 )
 @click.option("--start", "start_time", metavar="ISO-TIME", help="Virtual start time (UTC) [default: now].")
 def serve(
@@ -60,6 +68,7 @@ def serve(
     api_key: str,
     api_secret: str,
     speed: float,
+    currency: str,
     balance: float,
     start_time: str | None,
 ) -> None:
@@ -71,7 +80,8 @@ def serve(
             start = datetime.fromisoformat(start_time).replace(tzinfo=UTC)
         except ValueError:
             raise click.BadParameter(f"not an ISO time: {start_time!r}", param_hint="--start") from None
-    config = SimConfig(seed=seed, start=start, initial_balance=balance)
+    listing = ListingParams.for_currency(currency)
+    config = SimConfig(seed=seed, start=start, initial_balance=balance, listing=listing)
     if replay_file is not None:
         with user_errors():
             data = load_replay_csv(replay_file)

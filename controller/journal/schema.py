@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -182,4 +182,25 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.table("cycles").add_column("in_flight", int)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5(db: sqlite_utils.Database) -> None:
+    """σ̂'s components, VaR and ES, the account's currency, and the state the controller carries."""
+    cycles = db.table("cycles")
+    for column, kind in (
+        ("currency", str),
+        ("sigma_implied", float),
+        ("sigma_realised", float),
+        ("vrp_ratio", float),
+        ("sigma_implied_vrp", float),
+        ("sigma_blend", float),
+        ("var_usd", float),
+        ("es_usd", float),
+        ("var_dgv_usd", float),
+        ("es_dgv_usd", float),
+        ("var_worst_days", str),  # JSON: the days of the worst historical scenarios
+        ("carried_state", str),  # JSON: σ̂'s EWMAs, peak equity, the drawdown latch … (a restart resumes it)
+    ):
+        cycles.add_column(column, kind)
+    cycles.create_index(["currency", "venue_time"], if_not_exists=True)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}

@@ -287,6 +287,29 @@ class Journal:
         rows = self.db.query("select label from orders where label like ? escape '\\'", [_like(prefix)])
         return {r["label"] for r in rows}
 
+    # ----------------------------------------------------------------- the state a restart resumes
+    def last_carried_state(self, currency: str) -> tuple[int, str] | None:
+        """(cycle id, JSON) of the newest cycle in ``currency`` that saved the controller's state."""
+        row = next(
+            self.db.query(
+                "select id, carried_state from cycles where carried_state is not null and currency = ? "
+                "order by id desc limit 1",
+                [currency],
+            ),
+            None,
+        )
+        return None if row is None else (row["id"], row["carried_state"])
+
+    def index_history(self, currency: str, *, since: datetime) -> list[dict[str, Any]]:
+        """The index (and implied vol) the controller saw in ``currency`` since ``since`` (exchange time)."""
+        return list(
+            self.db.query(
+                "select venue_time, index_price, sigma_implied from cycles "
+                "where currency = ? and venue_time >= ? and index_price is not null order by id",
+                [currency, since.isoformat()],
+            )
+        )
+
     # ----------------------------------------------------------------- other records
     def record_replay(self, row: Mapping[str, Any]) -> None:
         with self._transaction("record a replay"):

@@ -2,8 +2,8 @@
 
 For one run's cycles (equity in USD at each cycle time):
 
-* ``vol`` — annualised volatility of equity: ``sqrt(Σ r² / Σ Δt)`` over log returns between
-  cycles, Δt in years (no mean is removed: the usual realised-volatility estimator);
+* ``vol`` — annualised volatility of equity (:func:`controller.risk.realised.realised_vol`, the
+  product's one estimator): ``sqrt(Σ r² / Σ Δt)`` over log returns between cycles, Δt in years;
 * ``rolling vol`` — the same over each trailing 30-day window, evaluated at every cycle from
   the 30th day on; ``vol_of_vol`` is its standard deviation (how much the risk moves around) and
   ``tracking_error`` its root-mean-square distance from the target ``L_base · σ_ref`` — the
@@ -17,13 +17,14 @@ For one run's cycles (equity in USD at each cycle time):
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from controller.risk.realised import realised_vol, rolling_realised_vol
 
 YEAR_S = 365.0 * 86400.0
 WINDOW_DAYS = 30.0
@@ -57,6 +58,7 @@ class RunComparison:
     funding_usd: float | None
     share_in_band: float | None
     trades: int  # the controller's filled orders (a dry run's recommendations are not trades)
+    status: str = "completed"  # the run's end: completed, liquidated, halted …
 
 
 def equity_figures(
@@ -67,10 +69,8 @@ def equity_figures(
     if times_s.size < 3 or not np.all(equity > 0):
         return EquityFigures(0.0, None, None, None, None, None, None)
     years = float(times_s[-1] - times_s[0]) / YEAR_S
-    r = np.diff(np.log(equity))
-    dt = np.diff(times_s) / YEAR_S
-    vol = math.sqrt(float(np.sum(r * r)) / float(np.sum(dt)))
-    rolling = _rolling_vol(times_s, r, dt, window_days)
+    vol = realised_vol(times_s, equity)
+    _, rolling = rolling_realised_vol(times_s, equity, window_s=window_days * 86400.0)
     peak = np.maximum.accumulate(equity)
     return EquityFigures(
         years=years,
@@ -85,18 +85,6 @@ def equity_figures(
         worst_day=_worst_day(times_s, equity),
         max_drawdown=float(np.max(1.0 - equity / peak)),
     )
-
-
-def _rolling_vol(times_s: np.ndarray, r: np.ndarray, dt: np.ndarray, window_days: float) -> np.ndarray:
-    """Annualised vol over each trailing window (returns ending at cycles 30 days after the start on)."""
-    ends = times_s[1:]
-    sq, yrs = np.concatenate([[0.0], np.cumsum(r * r)]), np.concatenate([[0.0], np.cumsum(dt)])
-    first = np.searchsorted(ends, ends - window_days * 86400.0, side="left")
-    full = ends - window_days * 86400.0 >= times_s[0]
-    stop = np.arange(1, ends.size + 1)
-    span = yrs[stop] - yrs[first]
-    ok = full & (span > 0)
-    return np.sqrt((sq[stop] - sq[first])[ok] / span[ok])
 
 
 def _worst_day(times_s: np.ndarray, equity: np.ndarray) -> float | None:
@@ -161,6 +149,7 @@ def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunCompari
         funding_usd=ledger.get("funding_usd"),
         share_in_band=inside / int(np.count_nonzero(banded)) if banded.any() else None,
         trades=len(filled),
+        status=str(conn.execute("select status from runs where id = ?", [run_id]).fetchone()[0] or ""),
     )
 
 
@@ -173,7 +162,7 @@ def comparison_rows(runs: list[RunComparison]) -> list[dict[str, Any]]:
             {
                 "run": r.run_id,
                 "book": r.book,
-                "role": r.role,
+                "role": r.role if r.status in ("completed", "") else f"{r.role} ({r.status})",
                 "target vol": r.target_vol,
                 "vol": f.vol,
                 "vol of vol": f.vol_of_vol,

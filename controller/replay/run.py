@@ -33,7 +33,7 @@ from controller.config import Config, ConfigError, build_config
 from controller.execution import DryRunExecutor, OrderExecutor
 from controller.journal import Journal
 from controller.lock import RunLocks
-from controller.loop import Controller
+from controller.loop import Controller, ControllerHalted
 from controller.sim import SimExchange
 from controller.sim.market import ReplayData, ReplayPath
 from controller.venues import OrderRequest, Side, VenueError
@@ -50,6 +50,7 @@ class ReplayRun:
     cycles: int
     failed_cycles: int
     ledger: dict[str, float]
+    status: str = "completed"  # or "liquidated" / "halted": the run ended before the history did
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,8 @@ def _replay_once(
         journal=journal,
         clock=lambda: engine.now,
         sleep=lambda s: None,
+        carry_state=False,  # a replay starts cold, whatever else the log holds
+        resume_state=False,
     )
     controller.start()
     book = ReplayBook() if role == "buy-and-hold" else reference_book(config)
@@ -260,9 +263,10 @@ def _replay_once(
         )
     times = data.times_ms
     total = int(times.size)
-    failed = 0
+    failed, done, status = 0, 0, "completed"
     with journal.batched(cycles_per_commit=cycles_per_commit):
         for i in range(total):
+            seen = len(engine.events)
             if i:
                 engine.advance_to(datetime.fromtimestamp(times[i] / 1000.0, UTC))
             label = f"{config.run.label_prefix}-{controller.run_key}-b{i}"
@@ -270,14 +274,43 @@ def _replay_once(
                 journal.event(
                     run_id=controller.run_id, ts=engine.now, level="info", kind="book", message=message
                 )
-            failed += controller.cycle().error is not None
+            done = i + 1
+            try:
+                failed += controller.cycle().error is not None
+            except ControllerHalted as exc:
+                status = _ended(engine, journal, controller.run_id, str(exc))
+                break
             flows.update()
+            if any(
+                e.kind == "liquidation" for e in engine.events[seen:]
+            ):  # the strategy failed: its run ends
+                status = _ended(engine, journal, controller.run_id, "liquidated by the exchange")
+                break
             if i % 500 == 0 or i == total - 1:
                 progress(role, i + 1, total)
-    controller.finish("completed", f"{total} rows of {data.source} replayed")
+    reason = f"{done} of {total} rows of {data.source} replayed"
+    controller.finish(status, reason if status == "completed" else f"{status} after {reason}")
     ledger = {k: float(v) for k, v in engine.ledger().items()}
     ledger.update(funding_usd=flows.funding_usd, fees_usd=flows.fees_usd)
-    return ReplayRun(role, controller.run_id, total, failed, ledger)
+    progress(role, total, total)
+    return ReplayRun(role, controller.run_id, done, failed, ledger, status)
+
+
+def _ended(engine: SimExchange, journal: Journal, run_id: int, reason: str) -> str:
+    """A replayed account that halted: ``liquidated`` when the exchange liquidated it, with when and where."""
+    liquidations = [e for e in engine.events if e.kind == "liquidation"]
+    if not liquidations:
+        return "halted"
+    last = liquidations[-1]
+    journal.event(
+        run_id=run_id,
+        ts=engine.now,
+        level="error",
+        kind="liquidated",
+        message=f"the account was liquidated at {last.time.isoformat()} with the index at "
+        f"{engine.market().index:,.2f} USD ({last.message}); the run ends here: {reason}",
+    )
+    return "liquidated"
 
 
 class _CashFlows:

@@ -136,6 +136,8 @@ def cycle_to_dict(result: Any, mode: str) -> dict[str, Any]:
         "mode": mode,
         "book": book_to_dict(report.book),
         "metrics": dict(decision.metrics),
+        "sigma": _sigma_dict(report.sigma),
+        "var": None if report.var is None else _var_dict(report.var),
         "decision": {
             "action": decision.action.value,
             "state": decision.state.value,
@@ -155,6 +157,31 @@ def cycle_to_dict(result: Any, mode: str) -> dict[str, Any]:
                 for o in result.execution.all_orders
             ],
         },
+    }
+
+
+def _sigma_dict(sigma: Any) -> dict[str, Any]:
+    return {
+        "value": sigma.value,
+        "source": sigma.source,
+        "implied": sigma.implied,
+        "implied_source": sigma.implied_source,
+        "realised": sigma.realised,
+        "vrp_ratio": sigma.vrp_ratio,
+        "implied_vrp": sigma.implied_vrp,
+        "blend": sigma.blend,
+    }
+
+
+def _var_dict(var: Any) -> dict[str, Any]:
+    return {
+        "level": var.level,
+        "var_usd": var.var_usd,
+        "es_usd": var.es_usd,
+        "var_delta_gamma_vega_usd": var.var_dgv_usd,
+        "es_delta_gamma_vega_usd": var.es_dgv_usd,
+        "worst_days": list(var.worst_days),
+        "scenarios": var.scenarios,
     }
 
 
@@ -193,6 +220,22 @@ def print_cycle(console: Console, result: Any, mode: str) -> None:
         fmt_optional(report.liquidation_move, "+.1%"),
     )
     console.print(figures)
+    s, pct = report.sigma, ".1%"
+    console.print(
+        f"σ̂ {fmt_optional(s.value, pct)} from {s.source or 'nothing'}: "
+        f"implied {fmt_optional(s.implied, pct)}, realised {fmt_optional(s.realised, pct)}, "
+        f"realised/implied {fmt_optional(s.vrp_ratio, '.2f')}, "
+        f"implied × premium {fmt_optional(s.implied_vrp, pct)}, blend {fmt_optional(s.blend, pct)}"
+    )
+    if report.var is None:
+        console.print("VaR: not yet (fewer past days than the minimum)")
+    else:
+        v = report.var
+        console.print(
+            f"1-day {v.level:.0%} VaR {v.var_usd:,.0f} USD, ES {v.es_usd:,.0f} USD over {v.scenarios} "
+            f"past days (delta-gamma-vega: {v.var_dgv_usd:,.0f} / {v.es_dgv_usd:,.0f}); "
+            f"worst days {', '.join(v.worst_days)}"
+        )
     console.print(
         f"[bold]Decision[/bold]: {decision.action.value} ({decision.state.value}) — {decision.reason}"
     )

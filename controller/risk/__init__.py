@@ -9,7 +9,7 @@
 """
 
 from controller.risk.advice import Advice, AdviceLimits, options_advice
-from controller.risk.assess import AccountStateError, GreeksCheck, RiskReport, RiskSettings, assess
+from controller.risk.assess import AccountStateError, GreeksCheck, RiskReport, RiskSettings, RiskState, assess
 from controller.risk.policy import (
     Action,
     Decision,
@@ -47,6 +47,7 @@ __all__ = [
     "Revaluation",
     "RiskReport",
     "RiskSettings",
+    "RiskState",
     "Scenario",
     "ScenarioResult",
     "TradingState",

@@ -74,6 +74,26 @@ def options_advice(
     return tuple(advice)
 
 
+def var_advice(
+    report: RiskReport, *, limit_usd: float, lot_sizes: Mapping[str, float] | None = None
+) -> tuple[Advice, ...]:
+    """When VaR exceeds ``limit_usd``: the positions that lose most in the scenario at the VaR, and cuts."""
+    if report.var is None or report.var.var_usd <= limit_usd:
+        return ()
+    shares = report.var_contributions
+    return tuple(
+        _cut(
+            f"1-day {report.var.level:.0%} VaR",
+            "USD",
+            -report.var.var_usd,
+            limit_usd,
+            lambda name: shares.get(name, 0.0),
+            by_position(report, "size"),
+            dict(lot_sizes or {}),
+        )
+    )
+
+
 def by_position(report: RiskReport, field: str) -> dict[str, float]:
     """One column of the book's position greeks (``"size"``, ``"vega_usd"`` …) by instrument name."""
     columns = report.book.columns

@@ -14,9 +14,13 @@ Definitions (DESIGN §3):
 * the scenario grids of :mod:`controller.risk.scenarios`, their worst (weighted) loss, and the price
   move that brings equity down to the maintenance margin.
 
-σ̂ comes from the first source that has a value, in the configured order: ``chain`` (30-day ATM
-implied vol interpolated in total variance), ``index`` (the venue's volatility index, e.g. DVOL),
-``constant`` (configured); it is EWMA-smoothed with explicit state (:class:`VolState`).
+The implied volatility comes from the first source that has a value, in the configured order:
+``chain`` (30-day ATM implied vol interpolated in total variance), ``index`` (the venue's volatility
+index, e.g. DVOL), ``constant`` (configured).  σ̂ — implied, realised, implied scaled by the risk
+premium, or a blend — is :mod:`controller.risk.sigma`'s; every component is in the report.
+
+VaR and expected shortfall (:mod:`controller.risk.var`): the book revalued under each past day's
+index move and implied-vol change, kept in :class:`RiskState` (the daily closes seen so far).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from datetime import datetime
 from operator import attrgetter, itemgetter
 
 from controller.risk.scenarios import Revaluation, ScenarioResult, risk_grid
-from controller.risk.volatility import AtmVolEstimate, VolState, atm_vol_30d, smooth
+from controller.risk.sigma import SigmaComponents, SigmaSettings, SigmaState
+from controller.risk.sigma import update as update_sigma
+from controller.risk.var import DailyCloses, VarFigures, historical_var, linear_var, record_close
+from controller.risk.volatility import AtmVolEstimate, atm_vol_30d
 from controller.venues import AccountSnapshot
 from pricing import BookGreeks, book_greeks
 
@@ -44,7 +51,6 @@ class RiskSettings:
     sigma_sources: tuple[str, ...] = ("chain", "index")
     sigma_constant: float | None = None  # decimal, for the "constant" source
     reference_vol: float = 0.60  # σ_ref: the volatility at which leverage is quoted
-    ewma_half_life_s: float = 6 * 3600.0
     target_tenor_days: float = 30.0
     min_expiry_days: float = 1.0
     stress_k: float = 2.0  # m = k · σ̂ · √h
@@ -56,6 +62,10 @@ class RiskSettings:
     greeks_abs_tol: float = 0.02  # coin of delta
     greeks_rel_tol: float = 0.05
     rate: float = 0.0
+    sigma: SigmaSettings = field(default_factory=SigmaSettings)
+    var_level: float = 0.99
+    var_window_days: int = 365
+    var_min_days: int = 30  # fewer past days than this: no VaR yet
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sigma_sources if s not in SIGMA_SOURCES]
@@ -68,6 +78,16 @@ class RiskSettings:
         for name in ("reference_vol", "stress_k", "stress_horizon_days", "target_tenor_days"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0.5 < self.var_level < 1:
+            raise ValueError(f"var_level must be in (0.5, 1), got {self.var_level}")
+
+
+@dataclass(frozen=True)
+class RiskState:
+    """What the risk engine carries from cycle to cycle: σ̂'s state and the daily closes for VaR."""
+
+    sigma: SigmaState = field(default_factory=SigmaState)
+    history: DailyCloses = field(default_factory=DailyCloses)
 
 
 @dataclass(frozen=True)
@@ -97,8 +117,9 @@ class RiskReport:
     theta_usd: float
     gross_notional_usd: float
     sigma_hat: float | None
-    sigma_raw: float | None
+    sigma_raw: float | None  # the implied observation of this cycle, before smoothing
     sigma_source: str | None
+    sigma: SigmaComponents
     vol_estimate: AtmVolEstimate | None
     reference_vol: float
     leverage: float
@@ -118,6 +139,8 @@ class RiskReport:
     newest_figure: str
     problems: tuple[str, ...] = field(default_factory=tuple)
     worst_contributions: Mapping[str, float] = field(default_factory=dict)  # P&L per position, worst scenario
+    var: VarFigures | None = None
+    var_contributions: Mapping[str, float] = field(default_factory=dict)  # P&L per position, VaR scenario
 
     @property
     def worst_loss_usd(self) -> float:
@@ -125,9 +148,9 @@ class RiskReport:
 
 
 def assess(
-    snapshot: AccountSnapshot, settings: RiskSettings, vol_state: VolState, *, now: datetime
-) -> tuple[RiskReport, VolState]:
-    """The risk report of one snapshot, and the volatility state to carry to the next cycle."""
+    snapshot: AccountSnapshot, settings: RiskSettings, state: RiskState, *, now: datetime
+) -> tuple[RiskReport, RiskState]:
+    """The risk report of one snapshot, and the state to carry to the next cycle."""
     as_of = snapshot.server_time
     cur, index = snapshot.currency, snapshot.index_price
     equity_usd = snapshot.equity_coin * index
@@ -145,15 +168,16 @@ def assess(
     )
     coin = book.underlyings[cur]
     estimate, raw, source = _sigma(snapshot, settings, as_of)
+    sigma, sigma_state = update_sigma(
+        state.sigma, implied_raw=raw, implied_source=source, index=index, at=as_of, settings=settings.sigma
+    )
     problems = []
-    if raw is None:
+    if sigma.value is None:
         problems.append(f"σ̂ unavailable from {', '.join(settings.sigma_sources)}")
-        new_vol = vol_state
-    else:
-        new_vol = smooth(
-            vol_state, raw=raw, source=source or "", at=as_of, half_life_s=settings.ewma_half_life_s
-        )
-    sigma_hat = new_vol.value if raw is not None else None
+    sigma_hat = sigma.value
+    history = record_close(
+        state.history, at=as_of, index=index, implied=sigma.implied, window_days=settings.var_window_days
+    )
 
     reval = Revaluation(
         snapshot.positions, index=index, equity_coin=snapshot.equity_coin, as_of=as_of, rate=settings.rate
@@ -177,6 +201,7 @@ def assess(
         maintenance_margin_coin=snapshot.maintenance_margin_coin,
     )
     age, oldest, ahead, newest = _data_age(snapshot, now)
+    var, var_contributions = _value_at_risk(reval, book, snapshot, history, settings, coin.delta_usd)
     report = RiskReport(
         as_of=as_of,
         currency=cur,
@@ -192,7 +217,8 @@ def assess(
         gross_notional_usd=book.notional_usd,
         sigma_hat=sigma_hat,
         sigma_raw=raw,
-        sigma_source=source,
+        sigma_source=sigma.source,
+        sigma=sigma,
         vol_estimate=estimate,
         reference_vol=settings.reference_vol,
         leverage=leverage,
@@ -212,8 +238,44 @@ def assess(
         newest_figure=newest,
         problems=tuple(problems),
         worst_contributions=figures.worst_contributions,
+        var=var,
+        var_contributions=var_contributions,
     )
-    return report, new_vol
+    return report, RiskState(sigma_state, history)
+
+
+def _value_at_risk(
+    reval: Revaluation,
+    book: BookGreeks,
+    snapshot: AccountSnapshot,
+    history: DailyCloses,
+    settings: RiskSettings,
+    delta_usd: float,
+) -> tuple[VarFigures | None, dict[str, float]]:
+    """VaR and ES on the past days' moves, and each position's P&L in the scenario at the VaR."""
+    scenarios = history.scenarios
+    if len(scenarios) < settings.var_min_days:
+        return None, {}
+    if not reval.option_names:  # a linear book: P&L = Δ_usd · m exactly
+        figures = linear_var(scenarios, delta_usd=delta_usd, level=settings.var_level)
+    else:
+        iv = {p.name: p.mark_iv for p in snapshot.positions if p.mark_iv is not None}
+        vega_by_vol = sum(r.vega_usd * iv[r.name] * 100.0 for r in book.positions if r.name in iv)
+        figures = historical_var(
+            reval.pnl_usd,
+            scenarios,
+            delta_usd=delta_usd,
+            dollar_gamma_usd=book.dollar_gamma_usd,
+            vega_by_relative_vol_usd=vega_by_vol,
+            level=settings.var_level,
+        )
+    at = figures.var_scenario
+    options, others = reval.contributions(
+        scenarios.price_moves[at : at + 1], scenarios.vol_shifts[at : at + 1]
+    )
+    shares = dict(zip(reval.option_names, options[0], strict=True))
+    shares.update(zip(reval.other_names, others[0], strict=True))
+    return figures, {name: float(v) for name, v in shares.items()}
 
 
 def _sigma(

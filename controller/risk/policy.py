@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from controller.risk.advice import Advice, AdviceLimits, options_advice
+from controller.risk.advice import Advice, AdviceLimits, options_advice, var_advice
 from controller.risk.assess import RiskReport
 from controller.venues import AccountSnapshot, InstrumentSpec, Side
 
@@ -96,6 +96,7 @@ class GuardSettings:
     hold_on_greeks_divergence: bool = True
     max_clock_skew_s: float = 5.0  # local vs exchange clock, warned about beyond this
     max_future_s: float = 2.0  # a figure stamped later than the exchange's clock by more is not trusted
+    max_var_fraction: float | None = None  # VaR above this share of equity: REDUCING
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,11 @@ def decide(
         last_index=report.index_price if fresh else state.last_index,
     )
     target, low, high = _band(report, settings)
-    reducing = report.margin_ratio > guards.max_margin_ratio
+    why_reducing = _reducing_reasons(report, guards)
+    reducing = bool(why_reducing)
+    advice = options_advice(report, snapshot, limits)
+    if report.var is not None and guards.max_var_fraction is not None:
+        advice += var_advice(report, limit_usd=guards.max_var_fraction * report.equity_usd)
     blank = Decision(
         action=Action.HOLD,
         state=TradingState.REDUCING if reducing else TradingState.ACTIVE,
@@ -185,7 +190,7 @@ def decide(
         band_low=low,
         band_high=high,
         metrics=_metrics(report, target, low, high),
-        advice=options_advice(report, snapshot, limits),
+        advice=advice,
     )
     halted = _halt_reason(report, state, guards, peak, kill_switch)
     if halted is not None:
@@ -196,9 +201,7 @@ def decide(
     if problems:
         return replace(blank, reasons=tuple(problems)), new_state
     assert target is not None and low is not None and high is not None  # σ̂ is known past the data guards
-    decision = _rebalance(
-        report, snapshot, hedge, settings, state, blank, now=now, reducing=reducing, guards=guards
-    )
+    decision = _rebalance(report, snapshot, hedge, settings, state, blank, now=now, reducing=why_reducing)
     if decision.orders:
         new_state = replace(new_state, last_rebalance_at=now)
     return decision, new_state
@@ -231,17 +234,11 @@ def _rebalance(
     blank: Decision,
     *,
     now: datetime,
-    reducing: bool,
-    guards: GuardSettings,
+    reducing: list[str],
 ) -> Decision:
     target, low, high = blank.target_leverage, blank.band_low, blank.band_high
     assert target is not None and low is not None and high is not None
-    reasons: list[str] = []
-    if reducing:
-        reasons.append(
-            f"margin ratio {report.margin_ratio:.1%} above {guards.max_margin_ratio:.0%}: "
-            "only risk-reducing orders"
-        )
+    reasons: list[str] = [f"{why}: only risk-reducing orders" for why in reducing]
     position = report.delta_usd if settings.mode is Mode.NEUTRAL else report.signed_leverage
     over_cap = report.leverage > settings.hard_cap
     if low <= position <= high and not over_cap:
@@ -361,6 +358,21 @@ def _data_problems(report: RiskReport, state: PolicyState, guards: GuardSettings
             "exchange and model greeks disagree: " + "; ".join(c.describe() for c in report.greeks_divergence)
         )
     return problems
+
+
+def _reducing_reasons(report: RiskReport, guards: GuardSettings) -> list[str]:
+    """Why the account may only reduce risk (empty: it may trade either way)."""
+    reasons = []
+    if report.margin_ratio > guards.max_margin_ratio:
+        reasons.append(f"margin ratio {report.margin_ratio:.1%} above {guards.max_margin_ratio:.0%}")
+    if report.var is not None and guards.max_var_fraction is not None:
+        share = report.var.var_usd / report.equity_usd
+        if share > guards.max_var_fraction:
+            reasons.append(
+                f"1-day {report.var.level:.0%} VaR {report.var.var_usd:,.0f} USD is {share:.1%} of equity, "
+                f"above {guards.max_var_fraction:.0%}"
+            )
+    return reasons
 
 
 def _in_flight_holds(in_flight: tuple[InFlightOrder, ...], settings: PolicySettings) -> list[str]:

@@ -19,7 +19,7 @@ over two days enters with two days of time.  Three shapes of it:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -69,11 +69,21 @@ class VarianceEwma:
     last_price: float | None = None
     last_at: datetime | None = None
     last_implied: float | None = None  # decimal
+    first_at: datetime | None = None  # the first observation: history is measured from it
+    first_implied_at: datetime | None = None  # the first interval with a known implied vol
 
     @property
     def history_days(self) -> float:
-        """The weighted length of history behind the estimate (days): a cold start has none."""
-        return self.sum_dt * 365.0
+        """How long the estimate has been observing (days): a cold start has none."""
+        return _days(self.first_at, self.last_at)
+
+    @property
+    def implied_history_days(self) -> float:
+        return _days(self.first_implied_at, self.last_at)
+
+
+def _days(start: datetime | None, end: datetime | None) -> float:
+    return 0.0 if start is None or end is None else max((end - start).total_seconds(), 0.0) / 86400.0
 
 
 def observe(
@@ -85,19 +95,10 @@ def observe(
     if implied is not None and not (implied > 0 and math.isfinite(implied)):
         implied = None
     if state.last_price is None or state.last_at is None:
-        return VarianceEwma(last_price=price, last_at=at, last_implied=implied)
+        return VarianceEwma(last_price=price, last_at=at, last_implied=implied, first_at=at)
     elapsed = (at - state.last_at).total_seconds()
     if elapsed <= 0:  # the same instant again, or a clock going back: keep the sums
-        return VarianceEwma(
-            state.sum_r2,
-            state.sum_dt,
-            state.sum_implied,
-            state.sum_dt_implied,
-            state.sum_r2_implied,
-            state.last_price,
-            state.last_at,
-            implied if implied is not None else state.last_implied,
-        )
+        return replace(state, last_implied=implied if implied is not None else state.last_implied)
     decay = 0.5 ** (elapsed / half_life_s) if half_life_s > 0 else 0.0
     r = math.log(price / state.last_price)
     dt = elapsed / YEAR_S
@@ -111,6 +112,8 @@ def observe(
         last_price=price,
         last_at=at,
         last_implied=implied,
+        first_at=state.first_at,
+        first_implied_at=state.first_implied_at or (state.last_at if known else None),
     )
 
 
@@ -123,6 +126,6 @@ def ewma_vol(state: VarianceEwma, *, min_history_days: float = 0.0) -> float | N
 
 def vrp_ratio(state: VarianceEwma, *, min_history_days: float = 0.0) -> float | None:
     """Realised over implied volatility on the same past intervals: ``sqrt(Σ w r² / Σ w σ_impl² Δt)``."""
-    if state.sum_implied <= 0 or state.sum_dt_implied * 365.0 < min_history_days or state.sum_r2_implied <= 0:
+    if state.sum_implied <= 0 or state.implied_history_days < min_history_days or state.sum_r2_implied <= 0:
         return None
     return math.sqrt(state.sum_r2_implied / state.sum_implied)

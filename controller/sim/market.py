@@ -139,14 +139,34 @@ class ReplayData:
 
     def head(self, rows: int) -> ReplayData:
         """The first ``rows`` rows, with the gaps that fall inside them."""
-        end = self.times_ms[rows - 1] / 1000.0
+        return self._rows(slice(0, rows))
+
+    def between(self, start: datetime | None = None, end: datetime | None = None) -> ReplayData:
+        """The rows at or after ``start`` and before ``end`` (UTC), with the gaps inside them."""
+        lo = (
+            0
+            if start is None
+            else int(np.searchsorted(self.times_ms, start.timestamp() * 1000.0, side="left"))
+        )
+        hi = (
+            self.times_ms.size
+            if end is None
+            else int(np.searchsorted(self.times_ms, end.timestamp() * 1000.0))
+        )
+        if hi - lo < 2:
+            raise ReplayError(f"{self.source}: fewer than two rows between {start} and {end}")
+        return self._rows(slice(lo, hi))
+
+    def _rows(self, rows: slice) -> ReplayData:
+        times = self.times_ms[rows]
+        first, last = times[0] / 1000.0, times[-1] / 1000.0
         return replace(
             self,
-            times_ms=self.times_ms[:rows],
-            prices=self.prices[:rows],
-            vol_index_pct=self.vol_index_pct[:rows],
-            funding_8h=self.funding_8h[:rows],
-            gaps=tuple(g for g in self.gaps if g[1].timestamp() <= end),
+            times_ms=times,
+            prices=self.prices[rows],
+            vol_index_pct=self.vol_index_pct[rows],
+            funding_8h=self.funding_8h[rows],
+            gaps=tuple(g for g in self.gaps if first <= g[0].timestamp() and g[1].timestamp() <= last),
         )
 
     @property

@@ -238,3 +238,53 @@ def test_the_cli_replays_and_rejects_bad_input(tmp_path):
         cli, ["replay", "--data", str(history), "--book", "perpetual", "--config", str(bad)]
     )
     assert result.exit_code == 2 and "not both" in result.output
+
+
+# ------------------------------------------------------------------ another currency, and going bust
+
+
+def test_an_eth_history_replays_on_eth_instruments_and_says_so(tmp_path):
+    """The ETH file's own column name (index_usd), ETH's contract specs, ETH in every name and message."""
+    source = require_shared_file("eth_2h_dvol_2021-2022.csv")
+    head = tmp_path / "eth.csv"
+    head.write_text("".join(source.read_text().splitlines(keepends=True)[:400]))
+    db = tmp_path / "eth.db"
+    result = CliRunner().invoke(
+        cli,
+        ["replay", "--data", str(head), "--currency", "ETH", "--db", str(db), "--quiet", "--no-baselines"],
+    )
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        instruments = {r[0] for r in conn.execute("select distinct instrument from positions")}
+        orders = conn.execute("select instrument, amount from orders").fetchall()
+        texts = [r[0] or "" for r in conn.execute("select reason from cycles")]
+        texts += [r[0] for r in conn.execute("select message from events")]
+        currencies = {r[0] for r in conn.execute("select distinct currency from cycles")}
+    assert instruments == {"ETH-PERPETUAL"} and currencies == {"ETH"}
+    assert orders and all(name == "ETH-PERPETUAL" and amount == int(amount) for name, amount in orders)
+    assert not any("BTC" in text for text in texts)
+    data = load_replay_csv(head)
+    assert data.prices[0] == pytest.approx(1675.24)  # index_usd read as the index
+
+
+def test_a_replayed_account_that_is_liquidated_ends_its_run_as_liquidated(tmp_path):
+    """3x long when the index falls 35 % in one 2-hour bar: the exchange liquidates before the
+    controller can act; the run ends there and says when."""
+    prices = [50_000] * 3 + [32_500] * 20
+    history = write_history(tmp_path / "crash.csv", prices, [60] * len(prices))
+    db = tmp_path / "r.db"
+    config = perp_config(base_leverage=3.0, max_leverage=3.0, hard_cap=4.0)
+    outcome = replay(config, load_replay_csv(history), db, roles=("controller",))
+    (run,) = outcome.runs
+    assert run.status == "liquidated" and run.cycles < len(prices)
+    with sqlite3.connect(db) as conn:
+        status, reason = conn.execute(
+            "select status, exit_reason from runs where id = ?", [run.run_id]
+        ).fetchone()
+        (event,) = conn.execute("select message from events where kind = 'liquidated'").fetchall()
+        cycles = conn.execute("select count(*) from cycles where run_id = ?", [run.run_id]).fetchone()[0]
+    assert status == "liquidated" and f"{run.cycles} of {len(prices)} rows" in reason
+    assert "the account was liquidated at" in event[0] and "index at" in event[0]
+    assert cycles == run.cycles  # no cycle after the end, no string of ERROR cycles
+    rows = compare_replays(db, outcome.replay_key)
+    assert rows[0].status == "liquidated"

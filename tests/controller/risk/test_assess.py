@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 import pricing
-from controller.risk.assess import AccountStateError, RiskSettings, assess
-from controller.risk.volatility import VolState
+from controller.risk.assess import AccountStateError, RiskSettings, RiskState, assess
+from controller.risk.sigma import SigmaSettings
 from controller.venues import AccountSnapshot, ExchangeGreeks, PositionSnapshot, Quote
 from tests.controller.snapshots import NOW, option_position, snapshot
 
 
 def run(snap, **settings):
     return assess(
-        snap, RiskSettings(**{"sigma_sources": ("index",), **settings}), VolState(), now=snap.taken_at
+        snap, RiskSettings(**{"sigma_sources": ("index",), **settings}), RiskState(), now=snap.taken_at
     )[0]
 
 
@@ -50,7 +50,7 @@ def test_sigma_sources_in_order_and_unavailable():
     report = assess(
         snap,
         RiskSettings(sigma_sources=("chain", "index", "constant"), sigma_constant=0.45),
-        VolState(),
+        RiskState(),
         now=NOW,
     )[0]
     assert report.sigma_source == "constant" and report.sigma_hat == 0.45
@@ -64,8 +64,8 @@ def test_sigma_sources_in_order_and_unavailable():
 
 
 def test_sigma_is_smoothed_across_cycles():
-    settings = RiskSettings(sigma_sources=("index",), ewma_half_life_s=3600)
-    first, state = assess(snapshot(vol_index=0.5), settings, VolState(), now=NOW)
+    settings = RiskSettings(sigma_sources=("index",), sigma=SigmaSettings(ewma_half_life_s=3600))
+    first, state = assess(snapshot(vol_index=0.5), settings, RiskState(), now=NOW)
     later = NOW + timedelta(hours=1)
     second, state = assess(snapshot(vol_index=0.7, now=later), settings, state, now=later)
     assert (first.sigma_hat, second.sigma_raw, second.sigma_hat) == pytest.approx((0.5, 0.7, 0.6))
@@ -150,7 +150,7 @@ def test_a_book_from_the_real_chain_sums_deribits_greeks(chain):
         0.0,
         as_of,
     )
-    report = assess(snap, RiskSettings(sigma_sources=("chain",)), VolState(), now=as_of)[0]
+    report = assess(snap, RiskSettings(sigma_sources=("chain",)), RiskState(), now=as_of)[0]
     # the positions are valued at one time (the earliest quote) while Deribit's greeks each have their own
     vega = float(np.sum(sizes * chain.deribit["vega"][beyond]))
     theta = float(np.sum(sizes * chain.deribit["theta"][beyond]))

@@ -10,7 +10,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from controller.risk.advice import AdviceLimits
-from controller.risk.assess import RiskSettings, assess
+from controller.risk.assess import RiskSettings, RiskState, assess
 from controller.risk.policy import (
     Action,
     GuardSettings,
@@ -22,7 +22,6 @@ from controller.risk.policy import (
     decide,
     target_leverage,
 )
-from controller.risk.volatility import VolState
 from controller.venues import Side
 from tests.controller.snapshots import NOW, option_position, perp_spec, snapshot
 
@@ -32,7 +31,7 @@ NO_ADVICE = AdviceLimits()
 
 
 def run(snap, policy=None, state=None, guards=GUARDS, limits=NO_ADVICE, now=None, kill=False, spec=None):
-    report, _ = assess(snap, RISK, VolState(), now=now or snap.taken_at)
+    report, _ = assess(snap, RISK, RiskState(), now=now or snap.taken_at)
     decision, state = decide(
         report,
         snap,
@@ -61,7 +60,7 @@ def apply(snap, decision):
 
 
 def leverage_of(snap):
-    return assess(snap, RISK, VolState(), now=snap.taken_at)[0].signed_leverage
+    return assess(snap, RISK, RiskState(), now=snap.taken_at)[0].signed_leverage
 
 
 # ------------------------------------------------------------------ the target
@@ -114,7 +113,7 @@ def test_short_mode_sells_and_neutral_mode_flattens():
             mode=Mode.NEUTRAL, neutral_band_usd=2_000, rebalance_to=RebalanceTo.TARGET, max_order_usd=1e8
         ),
     )
-    after = assess(apply(snap, flat), RISK, VolState(), now=NOW)[0]
+    after = assess(apply(snap, flat), RISK, RiskState(), now=NOW)[0]
     assert abs(after.delta_usd) <= 10 * 80_000 / 80_016 and flat.action is Action.REBALANCE
 
 
@@ -169,7 +168,7 @@ def make(b, p):
 def test_a_rebalance_lands_in_the_band_unless_a_cap_binds(b, p):
     snap, settings_ = make(b, p)
     decision, _, before = run(snap, settings_, spec=perp_spec(p["lot"]))
-    after = assess(apply(snap, decision), RISK, VolState(), now=NOW)[0]
+    after = assess(apply(snap, decision), RISK, RiskState(), now=NOW)[0]
     lot_leverage = p["lot"] / snap.hedge.mark_price * snap.index_price / before.equity_usd
     if decision.action is Action.HOLD:
         inside = decision.band_low <= before.signed_leverage <= decision.band_high
@@ -380,3 +379,60 @@ def test_options_limits_give_advice_in_words_and_sizes_never_orders():
     assert relieved >= abs(report.vega_usd) - 500 - 1e-6  # the cuts cover the excess
     assert any(a.metric == "dollar gamma" for a in decision.advice)
     assert all(o.instrument == "BTC-PERPETUAL" for o in decision.orders)  # advice is never traded
+
+
+# ------------------------------------------------------------------ VaR
+
+
+def _history(days: int, daily_move: float):
+    """Daily closes alternating ±``daily_move``, ending the day before NOW."""
+    from controller.risk.var import DailyCloses, record_close
+
+    history, price = DailyCloses(), 80_000.0
+    for d in range(days, 0, -1):
+        price *= (1 + daily_move) if d % 2 else (1 - daily_move)
+        history = record_close(history, at=NOW - timedelta(days=d), index=price, implied=0.6, window_days=365)
+    return history
+
+
+def test_a_var_above_its_share_of_equity_only_lets_risk_fall_and_names_the_contributors():
+    snap = snapshot(equity_coin=10.0, perp_usd=1_600_000.0)  # about 3x long
+    state = RiskState(history=_history(60, 0.05))
+    report, _ = assess(snap, RISK, state, now=NOW)
+    assert report.var is not None and report.var.scenarios == 59
+    # a linear book: the VaR is |Δ_usd| times the 99 % quantile of the daily moves (±5 % exactly)
+    assert report.var.var_usd == pytest.approx(abs(report.delta_usd) * 0.05, rel=1e-9)
+    assert report.var.es_usd >= report.var.var_usd
+    guards = replace(GUARDS, max_var_fraction=0.05)
+    decision, _ = decide(
+        report,
+        snap,
+        perp_spec(),
+        PolicySettings(max_leverage=3.0, hard_cap=4.0),
+        guards,
+        NO_ADVICE,
+        PolicyState(),
+        now=NOW,
+    )
+    assert decision.state.value == "REDUCING"
+    assert any("VaR" in r and "above 5%" in r for r in decision.reasons)
+    assert decision.orders and decision.orders[0].side is Side.SELL  # only risk-reducing orders
+    cut = [a for a in decision.advice if "VaR" in a.metric]
+    assert cut and cut[0].instrument == "BTC-PERPETUAL" and abs(cut[0].suggested_size) < 1_600_000
+
+
+def test_without_enough_history_there_is_no_var_and_no_var_guard():
+    snap = snapshot(equity_coin=10.0, perp_usd=1_600_000.0)
+    report, _ = assess(snap, RISK, RiskState(history=_history(10, 0.05)), now=NOW)
+    assert report.var is None
+    decision, _ = decide(
+        report,
+        snap,
+        perp_spec(),
+        PolicySettings(),
+        replace(GUARDS, max_var_fraction=0.01),
+        NO_ADVICE,
+        PolicyState(),
+        now=NOW,
+    )
+    assert decision.state.value != "REDUCING" or "VaR" not in decision.reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.risk import PlannedOrder, PolicySettings, RiskSettings, VolState, assess, check
+from controller.risk import PlannedOrder, PolicySettings, RiskSettings, RiskState, assess, check
 from controller.venues import Side
 from tests.controller.snapshots import NOW, perp_spec, snapshot
 
@@ -13,7 +13,9 @@ SETTINGS = PolicySettings(max_order_usd=100_000.0, hard_cap=3.0)
 
 def report(perp_usd: float = 0.0):
     """10 BTC at 80,000: equity 800,000 USD, delta 800,000 USD + the perpetual's."""
-    risk, _ = assess(snapshot(perp_usd=perp_usd), RiskSettings(sigma_sources=("index",)), VolState(), now=NOW)
+    risk, _ = assess(
+        snapshot(perp_usd=perp_usd), RiskSettings(sigma_sources=("index",)), RiskState(), now=NOW
+    )
     return risk
 
 

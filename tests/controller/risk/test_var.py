@@ -93,3 +93,42 @@ def test_daily_scenarios_use_day_closes_and_skip_gaps():
     assert s.price_moves == pytest.approx([102 / 101 - 1, 104 / 102 - 1, 99 / 90 - 1])
     assert s.vol_shifts == pytest.approx([0.55 / 0.5 - 1, 0.0, 0.77 / 0.7 - 1])
     assert len(daily_scenarios(times, index, implied, window_days=2)) == 2
+
+
+def test_daily_closes_keep_the_window_and_rebuild_scenarios_only_when_a_day_completes():
+    from controller.risk.var import DailyCloses, record_close
+
+    history, start = DailyCloses(), datetime(2024, 3, 1, tzinfo=UTC)
+    rebuilt = 0
+    for hour in range(24 * 40):
+        before = history.scenarios
+        history = record_close(
+            history, at=start + timedelta(hours=hour), index=100.0 + hour, implied=0.5, window_days=10
+        )
+        rebuilt += history.scenarios is not before
+    assert rebuilt == 39 + 1  # once a day (the first day's arrival too), never within a day
+    assert len(history.days) == 12  # the window's completed days, the one before them, and today
+    assert len(history.scenarios) == 10
+    # the moves are between completed days' closes (23:00 each day), today's partial day is out
+    assert history.scenarios.price_moves[-1] == pytest.approx((100 + 24 * 38 + 23) / (100 + 24 * 37 + 23) - 1)
+    assert history.scenarios.days[-1] == (start + timedelta(days=38)).strftime("%Y-%m-%d")
+
+
+@pytest.mark.parametrize("perp_usd", [-300_000.0, 2_000_000.0, -800_000.0 * 1.0002])
+def test_the_linear_shortcut_gives_the_full_revaluations_figures(perp_usd):
+    """Without options the P&L is Δ_usd·m exactly, so the per-day tail gives the same VaR, ES and days."""
+    from controller.risk.var import linear_var
+
+    reval = book([perp_position(perp_usd, INDEX * 1.0002, INDEX)])
+    delta_usd = (10.0 + perp_usd / (INDEX * 1.0002)) * INDEX
+    s = scenarios(vol_shifts=True)
+    full = historical_var(
+        reval.pnl_usd, s, delta_usd=delta_usd, dollar_gamma_usd=0.0, vega_by_relative_vol_usd=0.0
+    )
+    fast = linear_var(s, delta_usd=delta_usd)
+    assert fast.var_usd == pytest.approx(full.var_usd, rel=1e-12, abs=1e-6)
+    assert fast.es_usd == pytest.approx(full.es_usd, rel=1e-12, abs=1e-6)
+    if abs(delta_usd) > 1.0:  # a flat book's "worst days" are rounding noise in the full revaluation
+        assert (fast.worst_days, fast.var_scenario) == (full.worst_days, full.var_scenario)
+    else:
+        assert fast.var_usd == fast.es_usd == 0.0
