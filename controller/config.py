@@ -202,7 +202,7 @@ class NotifyConfig(_Strict):
     events: tuple[Literal[NOTIFY_KINDS], ...] = NOTIFY_KINDS  # type: ignore[valid-type]
     failed_in_a_row: Annotated[int, Field(ge=1)] = 3
     liquidation_distance: Annotated[float, Field(gt=0, lt=1)] | None = 0.10
-    var_fraction: Positive | None = None  # VaR above this share of equity (where cycles record var_usd)
+    var_fraction: Positive | None = None  # VaR above this share of equity; default guards.max_var_fraction
     timeout_s: Positive = 10.0
 
     @field_serializer("urls", when_used="json")

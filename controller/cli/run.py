@@ -229,7 +229,9 @@ def _build(config: Config, options: RunOptions, logger: logging.Logger) -> Any:
     with user_errors():
         wanted = config.file.notify
         urls = notify_urls(wanted.urls, os.environ)
-        notifier = Notifier(NotifySettings(**{**wanted.model_dump(), "urls": urls}), log=log)
+        var_fraction = config.guards.max_var_fraction if wanted.var_fraction is None else wanted.var_fraction
+        settings = {**wanted.model_dump(), "urls": urls, "var_fraction": var_fraction}
+        notifier = Notifier(NotifySettings(**settings), log=log)
         return build_controller(config, options, log=log, notify=notifier)
 
 

@@ -126,7 +126,8 @@ def live_app(db: Path, *, token: str | None = None, poll_s: float = 1.0) -> Star
             from controller.review.live_plot import recent_plot
 
             plots.clear()
-            plots[key] = await asyncio.to_thread(recent_plot, state["recent"], state["run"])
+            limit = state["limits"].get("max_var_fraction")
+            plots[key] = await asyncio.to_thread(recent_plot, state["recent"], state["run"], limit=limit)
         return Response(plots[key], media_type="image/png", headers={"Cache-Control": "no-store"})
 
     routes = [

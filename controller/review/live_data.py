@@ -8,6 +8,7 @@ last orders, warnings and errors, and the limit breaches over the recent cycles.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ LAST_ROWS = 15
 POSITION_COLUMNS = (
     "instrument, size, mark_price, mark_iv, delta, dollar_gamma_usd, vega, theta, exchange_delta"
 )
-RISK_COLUMNS = ("var_usd", "es_usd")  # in logs whose cycles record them (schema 5)
+SIGMA_COLUMNS = (  # σ̂'s components, in logs whose cycles record them (schema 5), as the page names them
+    ("sigma_implied", "implied"),
+    ("sigma_realised", "realised"),
+    ("vrp_ratio", "realised/implied"),
+    ("sigma_implied_vrp", "implied × ratio"),
+    ("sigma_blend", "blend"),
+)
+RISK_COLUMNS = ("currency", "var_usd", "es_usd", "var_dgv_usd", "es_dgv_usd", "var_worst_days")
 
 
 def live_state(db: Path) -> dict[str, Any]:
@@ -36,13 +44,13 @@ def live_state(db: Path) -> dict[str, Any]:
 
 def _read(conn: sqlite3.Connection, db: Path) -> dict[str, Any]:
     run = conn.execute(
-        "select id, started_at, finished_at, mode, venue, status, exit_reason, config_source, config_sha256 "
-        "from runs order by id desc limit 1"
+        "select id, started_at, finished_at, mode, venue, status, exit_reason, config_source, config_sha256, "
+        "config_json from runs order by id desc limit 1"
     ).fetchone()
     if run is None:
         return {"waiting": f"the decision log {db} has no run yet"}
     columns = {r[1] for r in conn.execute("pragma table_info(cycles)")}
-    sigma = sorted(c for c in columns if c.startswith("sigma_") and c not in ("sigma_hat", "sigma_source"))
+    sigma = [c for c, _ in SIGMA_COLUMNS if c in columns]
     extra = [c for c in (*RISK_COLUMNS, *sigma) if c in columns]
     select = (
         "id, run_id, n, ts, venue_time, state, action, reason, equity_usd, index_price, sigma_hat, "
@@ -94,7 +102,8 @@ def _read(conn: sqlite3.Connection, db: Path) -> dict[str, Any]:
     if run["status"] != "running":
         tracker.finish_runs({run["id"]})
     return {
-        "run": dict(run),
+        "run": {k: v for k, v in dict(run).items() if k != "config_json"},
+        "limits": _limits(run["config_json"]),
         "cycle": last,
         "figures": last_good,
         "sigma_columns": sigma,
@@ -105,4 +114,18 @@ def _read(conn: sqlite3.Connection, db: Path) -> dict[str, Any]:
         "breaches": [e.as_dict() for e in reversed(tracker.episodes)][:LAST_ROWS],
         "advice": advice_texts(last_good["advice"]) if last_good else [],
         "recent": recent,
+    }
+
+
+def _limits(config_json: str | None) -> dict[str, Any]:
+    """The run's own limits, from the config it logged: the VaR guard and level, the margin limit."""
+    try:
+        config = json.loads(config_json or "{}")
+    except ValueError:
+        config = {}
+    guards, risk = config.get("guards") or {}, config.get("risk") or {}
+    return {
+        "max_var_fraction": guards.get("max_var_fraction"),
+        "var_level": risk.get("var_level"),
+        "max_margin_ratio": guards.get("max_margin_ratio"),
     }

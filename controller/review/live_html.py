@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from controller.review.live_data import SIGMA_COLUMNS
+
 PLOT_ALT = "leverage against the band and L*, σ̂ and equity over the recent cycles"
 STATE_COLOURS = {"ACTIVE": "#1b7f3b", "REDUCING": "#b26a00", "HALTED": "#b00020", "ERROR": "#b00020"}
 
@@ -44,7 +46,7 @@ def fragment(state: dict[str, Any]) -> str:
         f"<span>run {_e(run['id'])} · {_e(run['mode'])} on {_e(run['venue'])}{status}</span>"
         f"<span class='ts'>{_e(str(cycle['ts'])[:19])} UTC</span></div>",
         f"<p class='reason'><b>{_e(cycle['action'])}</b>: {_e(cycle['reason'])}</p>",
-        _cards(f, state["sigma_columns"]),
+        _cards(f, state),
         f"<div id='plot-slot' data-src='plot.png?cycle={_e(cycle['id'])}'></div>",
         "<div class='cols'><div>",
         _positions(state["positions"], f),
@@ -58,37 +60,97 @@ def fragment(state: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _cards(f: dict[str, Any], sigma_columns: list[str]) -> str:
+def _cards(f: dict[str, Any], state: dict[str, Any]) -> str:  # (label, value, below, alarm)
+    limits = state.get("limits") or {}
     band = "—" if f.get("band_low") is None else f"[{f['band_low']:+.2f}, {f['band_high']:+.2f}]"
-    sigma = [f"{_e(c.removeprefix('sigma_'))} {_num(f.get(c), '.1%')}" for c in sigma_columns if c in f]
-    sigma_text = f"{_e(f.get('sigma_source'))}" + ("; " + ", ".join(sigma) if sigma else "")
+    margin_limit, no = limits.get("max_margin_ratio"), False
+    iv, index = _num(f.get("leverage_iv"), ".2f"), _num(f.get("index_price"), ",.2f")
     cards = [
-        ("leverage L", _num(f.get("signed_leverage"), "+.2f"), f"band {html.escape(band)}"),
-        ("target L*", _num(f.get("target_leverage"), "+.2f"), f"L_iv {_num(f.get('leverage_iv'), '.2f')}"),
-        ("σ̂ (a year)", _num(f.get("sigma_hat"), ".1%"), sigma_text),
-        ("equity (USD)", _num(f.get("equity_usd"), ",.0f"), f"index {_num(f.get('index_price'), ',.2f')}"),
-        ("margin ratio", _num(f.get("margin_ratio"), ".1%"), "maintenance / equity"),
-        ("to liquidation", _num(f.get("liquidation_move"), "+.1%"), "index move"),
-        ("L_stress", _num(f.get("leverage_stress"), ".2f"), f"gross {_num(f.get('gross_leverage'), '.2f')}"),
+        ("leverage L", _num(f.get("signed_leverage"), "+.2f"), f"band {html.escape(band)}", False),
+        ("target L*", _num(f.get("target_leverage"), "+.2f"), f"L_iv {iv}", no),
+        ("σ̂ (annualised)", _num(f.get("sigma_hat"), ".1%"), f"source {_e(f.get('sigma_source'))}", False),
+        ("equity (USD)", _num(f.get("equity_usd"), ",.0f"), f"index {index}", no),
+        (
+            "margin ratio",
+            _num(f.get("margin_ratio"), ".1%"),
+            f"maintenance / equity; limit {_num(margin_limit, '.0%')}",
+            _above(f.get("margin_ratio"), margin_limit),
+        ),
+        ("to liquidation", _num(f.get("liquidation_move"), "+.1%"), "index move", False),
+        (
+            "L_stress",
+            _num(f.get("leverage_stress"), ".2f"),
+            f"gross {_num(f.get('gross_leverage'), '.2f')}",
+            False,
+        ),
         (
             "worst scenario (USD)",
             _num(f.get("worst_scenario_loss_usd"), ",.0f"),
             _e(f.get("worst_scenario")),
+            False,
         ),
     ]
     if "var_usd" in f:
-        cards.append(
-            ("VaR", _num(f.get("var_usd"), ",.0f") + " USD", f"ES {_num(f.get('es_usd'), ',.0f')} USD")
-        )
+        cards.append(_var_card(f, limits))
     return (
         "<div class='cards'>"
         + "".join(
-            f"<div class='card'><div class='label'>{label}</div><div class='value'>{value}</div>"
-            f"<div class='sub'>{sub}</div></div>"
-            for label, value, sub in cards
+            f"<div class='card{' alarm' if alarm else ''}'><div class='label'>{label}</div>"
+            f"<div class='value'>{value}</div><div class='sub'>{sub}</div></div>"
+            for label, value, sub, alarm in cards
         )
         + "</div>"
+        + _sigma_line(f, state["sigma_columns"])
     )
+
+
+def _above(value: float | None, limit: float | None) -> bool:
+    return value is not None and limit is not None and value > limit
+
+
+def _var_card(f: dict[str, Any], limits: dict[str, Any]) -> tuple[str, str, str, bool]:
+    level = limits.get("var_level")
+    label = f"1-day {_num(level, '.0%')} VaR (USD)" if level else "1-day VaR (USD)"
+    var, equity, limit = f.get("var_usd"), f.get("equity_usd"), limits.get("max_var_fraction")
+    share = None if var is None or not equity else var / equity
+    if var is None:
+        return label, "—", "not yet: too few past days in the log", False
+    sub = f"{_num(share, '.1%')} of equity" + (f", limit {_num(limit, '.0%')}" if limit else "")
+    sub += f" · ES {_num(f.get('es_usd'), ',.0f')}"
+    return label, _num(var, ",.0f"), sub, _above(share, limit)
+
+
+def _worst_days(raw: Any) -> str:
+    if not raw:
+        return ""
+    try:
+        days = json.loads(raw)
+    except ValueError:
+        return str(raw)
+    return ", ".join(str(d) for d in days) if isinstance(days, list) else str(days)
+
+
+def _sigma_line(f: dict[str, Any], columns: list[str]) -> str:
+    """σ̂'s components as the cycle logged them (σ̂ is the configured estimator's), and VaR's details."""
+    names = dict(SIGMA_COLUMNS)
+    shown = [
+        f"{_e(names[c])} <b>{_num(f.get(c), '.2f' if c == 'vrp_ratio' else '.1%')}</b>"
+        for c in columns
+        if c in f
+    ]
+    lines = []
+    if shown:
+        short = any(f.get(c) is None for c in columns if c in f)
+        note = " <span class='sub'>(— : not enough history yet)</span>" if short else ""
+        lines.append("σ̂ components: " + " · ".join(shown) + note)
+    if f.get("var_usd") is not None:
+        worst = _worst_days(f.get("var_worst_days"))
+        lines.append(
+            f"VaR by full revaluation on past days; delta-gamma-vega approximation "
+            f"<b>{_num(f.get('var_dgv_usd'), ',.0f')}</b> USD (ES {_num(f.get('es_dgv_usd'), ',.0f')})"
+            + (f"; worst days {_e(worst)}" if worst else "")
+        )
+    return "".join(f"<p class='sigma'>{line}</p>" for line in lines)
 
 
 def _positions(positions: list[dict[str, Any]], f: dict[str, Any]) -> str:
@@ -171,7 +233,7 @@ main{padding:1em 1.2em;max-width:1500px}
 .head{display:flex;gap:1.2em;align-items:center;font-size:1.15em}
 .badge{color:#fff;padding:.2em .7em;border-radius:4px;font-weight:bold}
 #cycle{font-weight:bold}.ts,.sub,.none{color:#666}.reason{margin:.5em 0 1em}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.6em}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(128px,1fr));gap:.6em}
 .card{background:#fff;border-radius:6px;padding:.5em .8em;box-shadow:0 1px 2px #0002}
 .label{font-size:.8em;color:#555}.value{font-size:1.4em;font-weight:600}.sub{font-size:.75em}
 .plot{width:100%;max-width:1100px;background:#fff;margin:1em 0;border-radius:6px}
@@ -180,6 +242,7 @@ h2{font-size:1em;margin:1.2em 0 .4em}
 table{border-collapse:collapse;background:#fff;font-size:12px;width:100%}
 td,th{border-bottom:1px solid #e3e3e3;padding:3px 6px;text-align:left;vertical-align:top}
 table.num td+td{text-align:right}.advice li{margin:.2em 0}.on{color:#b00020}
+.card.alarm{box-shadow:0 0 0 2px #b00020}.card.alarm .value{color:#b00020}.sigma{margin:.4em 0;font-size:.9em}
 #conn{font-size:.85em}
 """
 

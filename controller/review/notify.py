@@ -14,8 +14,9 @@ guard        warning   a guard holds the controller (stale data, jump, kill swit
 failed       warning   N cycles in a row failed (``failed_in_a_row``), and the recovery
 fill         info      an order of the cycle filled
 liquidation  critical  the move to liquidation came within ``liquidation_distance``, and its end
-var          warning   the cycle's VaR (``var_usd``, where the log has it) above ``var_fraction`` of
-                       equity, and its end
+var          warning   the 1-day VaR above its limit: the ``[guards] max_var_fraction`` guard (the
+                       cycle goes REDUCING, its advice names what to cut) or ``var_fraction`` of
+                       equity (by default the guard's), and its end
 breach       warning   an options limit is exceeded (the cycle's advice), and its end
 ===========  ========  ==========================================================================
 
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controller.review.breaches import GUARD_WORDS, BreachTracker, advice_texts
+from controller.review.breaches import GUARD_WORDS, BreachTracker, advice_texts, breach_key
 
 LEVELS = {"info": 0, "warning": 1, "critical": 2}
 KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach")
@@ -129,6 +130,8 @@ class AlertWatch:
             state["halt"] = row.get("reason")
             return [*alerts, Alert("halt", "critical", "HALTED", f"{prefix}: {row.get('reason')}")]
         reason = str(row.get("reason") or "")
+        texts = _texts(row.get("advice"))
+        var_guard = _var_guard(reason) or next((t for t in texts or () if _is_var(t)), "")
         equity = row.get("equity_usd")
         move, var = row.get("liquidation_move"), row.get("var_usd")
         limit_move = self.settings.liquidation_distance
@@ -150,10 +153,14 @@ class AlertWatch:
                 f"liquidation {_fmt(move, '+.1%')} away again",
             ),
             "var": (
-                var is not None and var_limit is not None and var > var_limit,
-                f"VaR {_fmt(var, ',.0f')} USD exceeds {_fmt(self.settings.var_fraction, '.0%')} of equity "
-                f"({_fmt(var_limit, ',.0f')} USD)",
-                f"VaR {_fmt(var, ',.0f')} USD within its limit again",
+                bool(var_guard) or (var is not None and var_limit is not None and var > var_limit),
+                "VaR above its limit: "
+                + (
+                    var_guard
+                    or f"VaR {_fmt(var, ',.0f')} USD is {_fmt(_share(var, equity), '.1%')} of equity, "
+                    f"above {_fmt(self.settings.var_fraction, '.0%')}"
+                ),
+                f"VaR {_fmt(var, ',.0f')} USD ({_fmt(_share(var, equity), '.1%')} of equity) within limits",
             ),
         }
         levels = {"reducing": "warning", "guard": "warning", "liquidation": "critical", "var": "warning"}
@@ -164,9 +171,8 @@ class AlertWatch:
             elif was_on and not now_on:
                 alerts.append(Alert(kind, "info", off_text, f"{prefix}: {off_text}"))
             state["flags"][kind] = now_on
-        started, ended = self._breaches.observe(
-            notice.run_id, n or 0, str(row.get("ts")), _texts(row.get("advice"))
-        )
+        others = None if texts is None else [t for t in texts if not _is_var(t)]  # VaR: told as "var"
+        started, ended = self._breaches.observe(notice.run_id, n or 0, str(row.get("ts")), others)
         alerts += [
             Alert("breach", "warning", f"breach: {e.key}", f"{prefix}: " + " | ".join(e.texts))
             for e in started
@@ -190,6 +196,23 @@ class AlertWatch:
                 return []  # the halt was told with its cycle
             return [Alert("halt", "critical", f"run {status.upper()}", f"{where} {status}: {reason}")]
         return [Alert("stopped", "info", f"run {status}", f"{where} {status}: {reason}")]
+
+
+def _share(value: float | None, of: float | None) -> float | None:
+    return None if value is None or not of else value / of
+
+
+_VAR_GUARD = re.compile(r"[^;:]*\bVaR\b[^;:]*\bof equity, above\b[^;:]*")
+
+
+def _var_guard(reason: str) -> str:
+    """The VaR guard's words in a cycle's reason ("1-day 99% VaR … is 6.1% of equity, above 5%")."""
+    found = _VAR_GUARD.search(reason)
+    return found.group(0).strip() if found else ""
+
+
+def _is_var(text: str) -> bool:
+    return "VaR" in breach_key(text)
 
 
 def _texts(advice: Any) -> list[str] | None:
@@ -315,7 +338,7 @@ def apprise_sender(settings: NotifySettings) -> Callable[[Alert], None]:
                     notify_type=types.get(alert.level, apprise.NotifyType.FAILURE),
                 )
             if not ok:
-                detail = " ".join(captured.getvalue().split())[-200:]
+                detail = _APPRISE_PREFIX.sub("", " ".join(captured.getvalue().split()))[-200:]
                 for part in secrets:
                     detail = detail.replace(part, "***")
                 failed.append(f"{name}{': ' + detail if detail else ''}")
@@ -323,6 +346,9 @@ def apprise_sender(settings: NotifySettings) -> Callable[[Alert], None]:
             raise RuntimeError("; ".join(failed))
 
     return send
+
+
+_APPRISE_PREFIX = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - [A-Z]+ - ")  # apprise's log format
 
 
 def _url_parts(urls: Iterable[str]) -> list[str]:

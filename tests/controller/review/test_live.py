@@ -3,6 +3,7 @@ in headless Chromium (Debian's), the token rules, and nothing of the exchange on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from controller.review.live import ServeError, check_bind
-from tests.controller.e2e import EXE, free_port, has_cycles, wait_until
+from tests.controller.e2e import EXE, free_port, has_cycles, rows, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECRET = "live-page-s3cr3t-5d1e"
@@ -40,7 +41,11 @@ class Process:
 def live_run(tmp_path_factory) -> Iterator[Path]:
     """``levctl run`` on the embedded default, forever (until the module's tests are done)."""
     home = tmp_path_factory.mktemp("live")
-    bot = Process(["run", "--cycles", "0"], home, {"LEVCTL_API_SECRET": SECRET})
+    default = (Path(__file__).parents[3] / "controller" / "default.toml").read_text()
+    # two virtual days of history give a VaR (the default asks for 30); the VaR guard set, not tripped
+    text = default.replace("[risk]", "[risk]\nvar_min_days = 2", 1)
+    (home / "live.toml").write_text(text.replace("[guards]", "[guards]\nmax_var_fraction = 0.5", 1))
+    bot = Process(["run", "--config", "live.toml", "--cycles", "0"], home, {"LEVCTL_API_SECRET": SECRET})
     db = home / "logs" / "levctl.db"
     try:
         wait_until(lambda: has_cycles(db, 3), 60, "the bot's first cycles")
@@ -75,20 +80,30 @@ def get(url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
         return exc.code, exc.read().decode(), dict(exc.headers)
 
 
+def has_var(db: Path) -> bool:
+    return bool(rows(db, "select id from cycles where var_usd is not null limit 1"))
+
+
 def test_the_page_shows_the_run_over_http(live_run):
     server, url = serve(live_run, LEVCTL_API_SECRET=SECRET)
     try:
+        wait_until(lambda: has_var(live_run), 60, "a cycle with a VaR")
         status, page, _ = get(url)
         assert status == 200
         for words in ("ACTIVE", "run 1 · paper on sim", "leverage L", "target L*", "σ̂", "equity (USD)",
                       "margin ratio", "to liquidation", "Positions and greeks", "BTC-PERPETUAL", "$gamma /1 %",
                       "Last decisions", "Orders", "lv-", "Advice and limit breaches", "worst scenario loss",
-                      "EventSource"):  # fmt: skip
+                      "EventSource", "1-day 99% VaR (USD)", "of equity, limit 50%", "ES ", "worst days", "delta-gamma-vega",
+                      "σ̂ components: implied", "realised", "blend"):  # fmt: skip
             assert words in page, words
         with urllib.request.urlopen(url + "plot.png", timeout=20) as reply:
             assert reply.headers["content-type"] == "image/png" and reply.read()[:8] == b"\x89PNG\r\n\x1a\n"
         status, state, _ = get(url + "api/state")
         assert status == 200 and '"mode": "paper"' in state
+        figures = json.loads(state)["figures"]
+        assert figures["var_usd"] > 0 and figures["es_usd"] >= figures["var_usd"]
+        assert figures["sigma_hat"] == pytest.approx(figures["sigma_implied"])  # the default estimator
+        assert json.loads(state)["limits"]["max_var_fraction"] == 0.5
         assert SECRET not in page + state
     finally:
         server.stop()
@@ -183,8 +198,12 @@ def test_in_a_real_browser_the_cycle_advances_without_a_reload(live_run, tmp_pat
             later = int(page.text_content("#cycle").split()[1])
             page.wait_for_function("() => !document.getElementById('plot').hidden", timeout=20_000)
             assert page.text_content("#conn") == "live"
+            page.wait_for_function(
+                "() => document.body.innerText.includes('of equity, limit 50%')", timeout=60_000
+            )  # the VaR card, once two virtual days are in the log
             text = page.inner_text("body")
-            for words in ("ACTIVE", "leverage L", "BTC-PERPETUAL", "worst scenario loss", "Last decisions"):
+            for words in ("ACTIVE", "leverage L", "BTC-PERPETUAL", "worst scenario loss", "Last decisions",
+                          "1-day 99% VaR (USD)", "σ̂ components: implied"):  # fmt: skip
                 assert words in text, words
             page.screenshot(path=str(shot), full_page=True)
             browser.close()

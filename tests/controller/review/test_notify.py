@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import threading
@@ -103,6 +104,30 @@ def test_alerts_come_on_changes_only():
     ]
 
 
+def test_the_var_guard_and_its_advice_are_one_var_alert_not_a_breach():
+    watch = AlertWatch(NotifySettings(var_fraction=0.05))
+    guard = "1-day 99% VaR 61,000 USD is 6.1% of equity, above 5%: only risk-reducing orders"
+    advice = [
+        "1-day 99% VaR -61,000 USD exceeds the limit 50,000: reduce BTC-PERPETUAL from +9e+05 to +7e+05 "
+        "(it carries 100% of it; about 13,000 less)"
+    ]
+    row = {"equity_usd": 1e6, "var_usd": 61_000, "advice": advice}
+    (reducing, var) = watch.observe(cycle(1, state="REDUCING", reason=guard, **row))
+    assert (reducing.kind, var.kind, var.level) == ("reducing", "var", "warning")
+    assert var.title == "VaR above its limit" and "6.1% of equity, above 5%" in var.body
+    assert watch.observe(cycle(2, state="REDUCING", reason=guard, **row)) == []  # still on: nothing new
+    ended = watch.observe(cycle(3, equity_usd=1e6, var_usd=40_000, advice=[]))
+    assert [(a.kind, a.level) for a in ended] == [("reducing", "info"), ("var", "info")]
+    assert "VaR 40,000 USD (4.0% of equity) within limits" in ended[1].body
+
+
+def test_var_advice_alone_starts_the_var_alert():
+    watch = AlertWatch(NotifySettings())  # no var_fraction: the guard's advice is the signal
+    advice = ["1-day 99% VaR -61,000 USD exceeds the limit 50,000: reduce X from -5 to -3"]
+    (alert,) = watch.observe(cycle(1, advice=advice, equity_usd=1e6, var_usd=61_000))
+    assert alert.kind == "var" and "1-day 99% VaR -61,000 USD exceeds the limit 50,000" in alert.body
+
+
 def test_a_fill_and_a_plain_stop_are_told():
     watch = AlertWatch(NotifySettings())
     order = SimpleNamespace(
@@ -173,6 +198,25 @@ def test_a_real_run_tells_the_webhook_and_no_secret_leaves(tmp_path, webhook):
     with sqlite3.connect(tmp_path / "n.db") as conn:
         (config_json,) = conn.execute("select config_json from runs").fetchone()
     assert json.loads(config_json)["notify"]["urls"] == ["json://…"]
+
+
+@pytest.mark.slow
+def test_a_run_whose_var_trips_the_guard_tells_the_webhook(tmp_path, webhook):
+    """Two virtual days of history give a VaR (about 4 % of equity); the guard at 2 % trips at once."""
+    config = write_config(tmp_path, webhook.url, events=["var"], level="warning")
+    text = config.read_text().replace("interval_s = 0.2", "interval_s = 0")
+    text = text.replace("[risk]", "[risk]\nvar_min_days = 2", 1)
+    config.write_text(text.replace("[guards]", "[guards]\nmax_var_fraction = 0.02", 1))
+    done = run(config, 80)
+    assert done.returncode == 0, done.stderr
+    assert [p["title"] for p in webhook.posts] == ["levctl WARNING: VaR above its limit"]
+    body = webhook.posts[0]["message"]
+    assert re.search(r"1-day 99% VaR [\d,]+ USD is [\d.]+% of equity, above 2%", body), body
+    assert done.stderr.count("var: run 1 (paper on sim)") == 1  # told once, on stderr too
+    with sqlite3.connect(tmp_path / "n.db") as conn:
+        first = conn.execute("select min(n) from cycles where var_usd is not null").fetchone()[0]
+        reducing = conn.execute("select min(n) from cycles where state = 'REDUCING'").fetchone()[0]
+    assert first is not None and reducing == first and f"cycle {first}:" in body
 
 
 def test_urls_from_the_environment_are_used(tmp_path, webhook):
