@@ -34,7 +34,7 @@ from controller.review.render import console
 def log_command(
     db: Path, since: datetime | None, until: datetime | None, limit: int, as_json: bool, follow: bool
 ) -> None:
-    """Recent cycles, decisions, orders, events and limit breaches of a decision log."""
+    """Recent cycles, decisions, orders, events and limit breaches of a decision log (-f: follow it)."""
     if follow and (as_json or until):
         raise click.UsageError("--follow prints lines as they come: it goes with neither --json nor --until")
     with user_errors():

@@ -179,7 +179,7 @@ def _terminal_muted(muted: bool) -> Iterator[None]:
 
 @click.group(name="config")
 def config_group() -> None:
-    """Configuration files."""
+    """Check a configuration file, key by key and across sections (config check FILE)."""
 
 
 @config_group.command(name="check")

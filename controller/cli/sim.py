@@ -18,7 +18,7 @@ from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
 @click.group()
 def sim() -> None:
-    """The built-in simulated exchange."""
+    """The built-in simulated exchange over HTTP, for ccxt and testnet-mode runs (sim serve)."""
 
 
 @sim.command()

@@ -155,3 +155,84 @@ def test_config_check_validates_across_keys(tmp_path, toml, words):
     (tmp_path / "c.toml").write_text(toml)
     code, out, err = levctl("config", "check", "c.toml", cwd=tmp_path)
     assert code == 1 and words in one_line(err) and out == ""
+
+
+# ------------------------------------------------------------------ the calculators and the positions CSV
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["greeks", "--forward", "60000", "--strike", "65000", "--expiry", "2020-01-01", "--as-of",
+             "2020-01-03", "--vol-pct", "60", "--call"],
+            "the option has expired: expiry 2020-01-01 08:00 UTC is 1.7 days before 2020-01-03 00:00 UTC (--as-of)",
+        ),
+        (
+            ["greeks", "--forward", "60000", "--strike", "65000", "--days", "0", "--vol-pct", "60", "--put"],
+            "the option has expired: --days 0; an expired option has no greeks and is worth its intrinsic "
+            "value, 5,000.00 USD",
+        ),
+        (
+            ["iv", "--forward", "100", "--strike", "90", "--days", "10", "--call", "--price", "9"],
+            "no implied volatility (BELOW_INTRINSIC) for the call F 100.00 K 90.00: the price 9.0000 USD is "
+            "below the call's intrinsic value 10.0000 USD",
+        ),
+        (
+            ["iv", "--forward", "100", "--strike", "90", "--days", "10", "--put", "--price-coin", "0.95"],
+            "(ABOVE_MAXIMUM) for the put F 100.00 K 90.00: the price 95.0000 USD is at or above the bound "
+            "90.0000 USD (a put is worth less than its strike)",
+        ),
+        (
+            ["iv", "--forward", "100", "--strike", "90", "--days", "10", "--put", "--price", "0"],
+            "(AT_INTRINSIC) for the put F 100.00 K 90.00: the price 0.0000 USD equals the intrinsic value",
+        ),
+    ],
+)  # fmt: skip
+def test_calculators_name_the_problem_with_its_figures(tmp_path, args, words):
+    code, out, err = levctl(*args, cwd=tmp_path)
+    assert code == 1 and words in one_line(err) and out == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "words"),
+    [
+        (
+            "instrument,size,mark_price,mark_ivv\nBTC-PERPETUAL,1,90000,50\n",
+            [],
+            "book.csv: unknown column(s) 'mark_ivv' (known: instrument, size, mark_price, underlying_price, "
+            "mark_iv)",
+        ),
+        ("instrument,size,mark_price\nBTC-PERPETUAL,1,-90000\n", [], "book.csv:2: column mark_price must be positive"),
+        ("instrument,size,mark_price\n", [], "book.csv: no positions (a header and no rows)"),
+        ("instrument,size,mark_price\nBTC-PERPETUAL,1,90000\n", ["--collateral", "BTC=-1"], "--collateral BTC=-1: -1 must be zero or more"),
+        ("instrument,size,mark_price\nBTC-PERPETUAL,1,90000\n", ["--index", "BTC=0"], "--index BTC=0: 0 must be positive"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", [], "book.csv: not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_the_positions_csv_refuses_what_it_cannot_price(tmp_path, content, extra, words):
+    path = tmp_path / "book.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    index = [] if any(a == "--index" for a in extra) else ["--index", "BTC=90000"]
+    code, out, err = levctl("book", "--positions", "book.csv", *index, *extra, cwd=tmp_path)
+    assert code == 1 and words in one_line(err) and out == ""
+
+
+# ------------------------------------------------------------------ --help by workflow
+
+
+def test_help_lists_every_command_by_workflow_with_its_whole_description(tmp_path):
+    from controller.cli.main import COMMANDS
+
+    code, out, err = levctl("--help", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert code == 0 and err == ""
+    sections = ["Run (", "Watch (", "Review (", "Research (", "Tools ("]
+    where = [out.index(s) for s in sections]
+    assert where == sorted(where) and "Other" not in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
+    assert set(COMMANDS) <= set(lines)
+    assert all(not lines[name].endswith("...") for name in COMMANDS)  # never cut short
+    assert (
+        where[0] < out.index("  run ") < out.index("  doctor ") < where[1] < out.index("  serve ") < where[2]
+    )
+    assert "Run one cycle and print the book, the leverage figures with the band, and the decision." in out
