@@ -20,6 +20,14 @@ CYCLE_COLUMNS = (
     "signed_leverage, leverage_iv, leverage_stress, target_leverage, band_low, band_high, margin_ratio, "
     "worst_scenario_loss_usd, liquidation_move, latency_ms, advice"
 )
+OPTIONAL_COLUMNS = ("var_usd", "es_usd")  # in logs of schema 5 and later
+
+
+def _cycle_columns(conn: Any) -> str:
+    have = {r[1] for r in conn.execute("pragma table_info(cycles)")}
+    return CYCLE_COLUMNS + "".join(f", {c}" for c in OPTIONAL_COLUMNS if c in have)
+
+
 ORDER_COLUMNS = (
     "id, run_id, cycle_id, label, instrument, side, amount, status, exchange_order_id, filled_amount, "
     "avg_price, error"
@@ -47,7 +55,7 @@ def recent_activity(
         cycles = [
             _cycle_dict(r)
             for r in conn.execute(
-                f"select {CYCLE_COLUMNS} from cycles {where} order by id desc limit ?", [*args, limit]
+                f"select {_cycle_columns(conn)} from cycles {where} order by id desc limit ?", [*args, limit]
             )
         ][::-1]
         first = cycles[0] if cycles else None
@@ -119,7 +127,7 @@ def follow(
         with open_log(db) as conn:
             if is_log(conn, db):
                 for r in conn.execute(
-                    f"select {CYCLE_COLUMNS} from cycles where id > ? order by id", [after_cycle]
+                    f"select {_cycle_columns(conn)} from cycles where id > ? order by id", [after_cycle]
                 ):
                     after_cycle = r["id"]
                     yield "cycle", _cycle_dict(r)

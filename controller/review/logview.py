@@ -130,6 +130,8 @@ def cycle_line(c: dict[str, Any]) -> str:
         f"equity {f('equity_usd', ',.0f')} USD  L {f('signed_leverage', '+.2f')}  "
         f"L* {f('target_leverage', '+.2f')} {_band(c)}  σ̂ {f('sigma_hat', '.1%')}"
     )
+    if c.get("var_usd") is not None:
+        figures += f"  VaR {c['var_usd']:,.0f} USD"
     return (
         f"{str(c['ts'])[:19]}  run {c['run_id']} cycle {c['n']}  {c['state']} {c['action']}  {figures}"
         f"  — {c['reason'] or ''}"
