@@ -30,7 +30,7 @@ from controller.cli.errors import user_errors
 def serve(db: Path, host: str, port: int, poll_s: float) -> None:
     """A live, read-only web page following a decision log while the bot runs."""
     try:
-        from controller.review.live import TOKEN_ENV, check_bind, serve_live
+        from controller.review.live import TOKEN_ENV, check_bind, check_listen, serve_live
     except ImportError as exc:
         raise click.ClickException(
             f"levctl serve needs its web stack ({exc.name}): pip install 'levctl[live]'"
@@ -38,6 +38,7 @@ def serve(db: Path, host: str, port: int, poll_s: float) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     with user_errors():
         check_bind(host, token)
+        check_listen(host, port)
         if db.exists():  # refuse a file that is not a decision log now; a missing one may come
             from controller.review.logdb import open_log
 

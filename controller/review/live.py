@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import ipaddress
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,19 @@ def check_bind(host: str, token: str | None) -> None:
             f"serving on {host} needs a token: set {TOKEN_ENV} (then sign in at /login, or send "
             "'Authorization: Bearer <token>'), or bind 127.0.0.1"
         )
+
+
+def check_listen(host: str, port: int) -> None:
+    """The address can be listened on (a port in use is one line, not uvicorn's own messages)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another levctl serve? choose --port)"
+        ) from None
 
 
 def live_app(db: Path, *, token: str | None = None, poll_s: float = 1.0) -> Starlette:
@@ -155,5 +169,6 @@ def serve_live(db: Path, *, host: str, port: int, token: str | None, poll_s: flo
     import uvicorn
 
     check_bind(host, token)
+    check_listen(host, port)
     app = live_app(db, token=token, poll_s=poll_s)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

@@ -236,3 +236,20 @@ def test_help_lists_every_command_by_workflow_with_its_whole_description(tmp_pat
         where[0] < out.index("  run ") < out.index("  doctor ") < where[1] < out.index("  serve ") < where[2]
     )
     assert "Run one cycle and print the book, the leverage figures with the band, and the decision." in out
+
+
+# ------------------------------------------------------------------ levctl serve
+
+
+def test_serve_on_a_port_in_use_or_another_programs_database(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, err = levctl("serve", "--port", port, cwd=tmp_path)
+        assert code == 1 and f"cannot listen on 127.0.0.1:{port}: Address already in use" in one_line(err)
+    other = other_programs_database(tmp_path / "shop.db")
+    code, _, err = levctl("serve", "--db", str(other), "--port", port, cwd=tmp_path)
+    assert code == 1 and "shop.db is not a levctl decision log" in one_line(err)
