@@ -19,6 +19,7 @@ from typing import Any
 # words of the policy's guard reasons (a hold, REDUCING or a halt names its guard in these words)
 GUARD_WORDS = (
     "stale",
+    "from the future",
     "jump",
     "unavailable",
     "disagree",

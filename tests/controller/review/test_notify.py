@@ -128,6 +128,19 @@ def test_var_advice_alone_starts_the_var_alert():
     assert alert.kind == "var" and "1-day 99% VaR -61,000 USD exceeds the limit 50,000" in alert.body
 
 
+def test_every_guard_of_the_policy_is_a_guard_alert():
+    reasons = [
+        "data from the future: ticker is stamped 5.0 s after the exchange's clock (limit 2 s)",
+        "stale data: positions is 300 s old (limit 120 s)",
+        "implausible index jump +20.0% since the last cycle (limit 15%): holding until it is confirmed",
+        "exchange and model greeks disagree: BTC-PERPETUAL delta 1.0 vs 0.5",
+        "kill switch logs/KILL is present",
+    ]
+    for reason in reasons:
+        watch = AlertWatch(NotifySettings())
+        assert [a.kind for a in watch.observe(cycle(1, reason=reason, equity_usd=1e6))] == ["guard"], reason
+
+
 def test_a_fill_and_a_plain_stop_are_told():
     watch = AlertWatch(NotifySettings())
     order = SimpleNamespace(
