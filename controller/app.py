@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.config import Config, ConfigError
-from controller.execution import DryRunExecutor, OrderExecutor
-from controller.journal import Journal
+from controller.execution import DryRunExecutor, Event, OrderExecutor
+from controller.journal import Journal, refuse_foreign
 from controller.lock import RunLocks, account_key
 from controller.loop import Controller
+from controller.records import Notice
 from controller.venues import ReadOnlyVenue, Venue
 from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue
 
@@ -49,17 +50,35 @@ def effective_mode(config: Config, options: RunOptions) -> str:
             "live mode refuses to start without both --live on the command line and "
             f"run.allow_live = true in {config.source}"
         )
-    if mode == "paper" and config.venue.kind != "sim":
-        raise ConfigError(f"{config.source}: run.mode = 'paper' needs venue.kind = 'sim'")
-    if mode in ("testnet", "live") and config.venue.kind != "ccxt":
-        raise ConfigError(
-            f"{config.source}: run.mode = {mode!r} needs venue.kind = 'ccxt' (the simulator runs 'paper')"
-        )
-    if mode == "testnet" and not config.venue.ccxt.sandbox:
-        raise ConfigError(f"{config.source}: run.mode = 'testnet' needs venue.ccxt.sandbox = true")
-    if mode == "live" and config.venue.ccxt.sandbox:
-        raise ConfigError(f"{config.source}: run.mode = 'live' needs venue.ccxt.sandbox = false")
+    problems = mode_problems(config)
+    if problems:
+        raise ConfigError(problems[0])
     return "dry-run" if options.dry_run else mode
+
+
+def mode_problems(config: Config) -> list[str]:
+    """What in the config contradicts its mode (keys of different sections that cannot go together)."""
+    mode, venue = config.run.mode, config.venue
+    rules = [
+        (mode == "paper" and venue.kind != "sim", "run.mode = 'paper' needs venue.kind = 'sim'"),
+        (
+            mode in ("testnet", "live") and venue.kind != "ccxt",
+            f"run.mode = {mode!r} needs venue.kind = 'ccxt' (the simulator runs 'paper')",
+        ),
+        (
+            mode == "testnet" and venue.kind == "ccxt" and not venue.ccxt.sandbox,
+            "run.mode = 'testnet' needs venue.ccxt.sandbox = true",
+        ),
+        (
+            mode == "live" and venue.kind == "ccxt" and venue.ccxt.sandbox,
+            "run.mode = 'live' needs venue.ccxt.sandbox = false",
+        ),
+        (
+            venue.kind == "sim" and venue.sim.replay is not None and not Path(venue.sim.replay).is_file(),
+            f"venue.sim.replay: no file at {venue.sim.replay}",
+        ),
+    ]
+    return [f"{config.source}: {message}" for broken, message in rules if broken]
 
 
 def build_controller(
@@ -69,11 +88,13 @@ def build_controller(
     env: Mapping[str, str] | None = None,
     log: Callable[[str, str], None] = lambda level, message: None,
     sleep: Callable[[float], None] = time.sleep,
+    notify: Callable[[Notice], list[Event]] | None = None,
 ) -> Controller:
     """Everything a run needs, wired: locks first, then the journal, the venue and the executor.
 
     Raises :class:`~controller.lock.AlreadyRunningError` when another process holds the decision log
-    (or, for a run that sends orders to an exchange, the account).
+    (or, for a run that sends orders to an exchange, the account).  ``notify`` is told after each
+    committed cycle and at the run's end (the command line passes ``controller.review.notify``'s).
     """
     env = os.environ if env is None else env
     mode = effective_mode(config, options)
@@ -84,6 +105,7 @@ def build_controller(
             f"{API_KEY_ENV} and {API_SECRET_ENV} must be set in the environment to use {config.source}"
         )
     sends_to_exchange = config.venue.kind == "ccxt" and mode != "dry-run"
+    refuse_foreign(db)  # before the lock: nothing is written beside another program's file
     locks = RunLocks(
         db,
         account_dir=Path(config.run.account_lock_dir),
@@ -131,7 +153,7 @@ def build_controller(
             sleep=sleep,
         )
         read_venue = venue  # type: ignore[assignment]
-    return Controller(
+    controller = Controller(
         config=config,
         venue=read_venue,
         executor=executor,
@@ -145,6 +167,9 @@ def build_controller(
         release=locks.release,
         resume_state=not options.fresh_state,
     )
+    if notify is not None:
+        controller.notify = notify
+    return controller
 
 
 def _scrubber(*secrets: str | None) -> Callable[[str], str]:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
 
 from controller.risk import AdviceLimits, GuardSettings, Mode, PolicySettings, RebalanceTo, RiskSettings
 from controller.risk.sigma import SigmaSettings
@@ -195,6 +195,24 @@ class ReplayConfig(_Strict):
     baseline_band: Annotated[float, Field(gt=0, lt=1)] = 0.15  # the fixed-leverage baseline's band
 
 
+NOTIFY_KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach")
+
+
+class NotifyConfig(_Strict):
+    urls: tuple[str, ...] = ()  # apprise URLs; LEVCTL_NOTIFY_URLS adds more (and keeps tokens out of files)
+    level: Literal["info", "warning", "critical"] = "warning"
+    events: tuple[Literal[NOTIFY_KINDS], ...] = NOTIFY_KINDS  # type: ignore[valid-type]
+    failed_in_a_row: Annotated[int, Field(ge=1)] = 3
+    liquidation_distance: Annotated[float, Field(gt=0, lt=1)] | None = 0.10
+    var_fraction: Positive | None = None  # VaR above this share of equity; default guards.max_var_fraction
+    timeout_s: Positive = 10.0
+
+    @field_serializer("urls", when_used="json")
+    def _schemes_only(self, urls: tuple[str, ...]) -> list[str]:
+        """The decision log keeps the config: a URL's token or password must not reach it."""
+        return [url.split("://", 1)[0] + "://…" for url in urls]
+
+
 class FileConfig(_Strict):
     run: RunConfig = RunConfig()
     venue: VenueConfig = VenueConfig()
@@ -203,6 +221,7 @@ class FileConfig(_Strict):
     guards: GuardConfig = GuardConfig()
     advice: AdviceConfig = AdviceConfig()
     replay: ReplayConfig = ReplayConfig()
+    notify: NotifyConfig = NotifyConfig()
 
 
 @dataclass(frozen=True)
@@ -323,5 +342,6 @@ def _describe(source: str, exc: ValidationError) -> str:
         else:
             got = error.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{source}: {path}: {error['msg'].lower()}{shown}")
+            message = error["msg"].removeprefix("Value error, ")  # our validators' words, as written
+            lines.append(f"{source}: {path}: {message[:1].lower()}{message[1:]}{shown}")
     return "\n".join(lines)

@@ -324,11 +324,11 @@ def plan_orders(
     ]
 
 
-def in_flight_for_policy(order: TrackedOrder) -> InFlightOrder:
+def for_policy(order: TrackedOrder) -> InFlightOrder:
     return InFlightOrder(order.label, order.instrument, order.state.value, order.created_at, describe(order))
 
 
-def base36(value: int) -> str:
+def run_key_suffix(value: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:

@@ -29,6 +29,10 @@ class AlreadyRunningError(Exception):
     """Another levctl process holds the lock; the message names it."""
 
 
+class LockFileError(Exception):
+    """The lock file cannot be created (a read-only or full disk, a file where a folder should be)."""
+
+
 def account_key(venue: str, url: str | None, api_key: str) -> str:
     """A file name for an exchange account: no secret in it, the same for every log that trades it."""
     digest = hashlib.sha256(f"{venue}|{url or 'default'}|{api_key}".encode()).hexdigest()[:16]
@@ -58,26 +62,33 @@ class RunLocks:
         return self
 
     def _take(self, path: Path, what: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path, timeout=0)
         try:
+            _folder(path.parent)
             lock.acquire()
-        except Timeout:
+        except Timeout:  # a TimeoutError, so an OSError: asked first
+            if not path.exists():  # filelock times out on a folder it cannot create files in
+                raise LockFileError(f"cannot create the lock file {path} for {what}") from None
             raise AlreadyRunningError(
                 f"{what} is in use by {_holder(path)}; levctl does not start twice"
             ) from None
+        except OSError as exc:
+            raise LockFileError(
+                f"cannot create the lock file {path} for {what}: {exc.strerror or exc}"
+            ) from None
         self._held.append(lock)
-        _holder_file(path).write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "db": str(self.db),
-                }
-            ),
-            encoding="utf-8",
-        )
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "db": str(self.db),
+        }
+        try:
+            _holder_file(path).write_text(json.dumps(holder), encoding="utf-8")
+        except OSError as exc:
+            raise LockFileError(
+                f"cannot write {_holder_file(path)} for {what}: {exc.strerror or exc}"
+            ) from None
 
     def release(self) -> None:
         while self._held:
@@ -94,3 +105,11 @@ def _holder(lock_path: Path) -> str:
         return f"process {info['pid']} on {info['host']} (since {info['since']}, decision log {info['db']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another levctl process"
+
+
+def _folder(path: Path) -> None:
+    """Create ``path`` and its parents; a file standing where a folder should be is named as such."""
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise NotADirectoryError(f"{part} is a file, not a folder")
+    path.mkdir(parents=True, exist_ok=True)

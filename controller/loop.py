@@ -44,14 +44,20 @@ from controller.execution import (
     ExecutionReport,
     OrderExecutor,
     Resolver,
-    base36,
-    in_flight_for_policy,
+    for_policy,
     in_flight_positions,
     plan_orders,
+    run_key_suffix,
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.orders import OrderState, TrackedOrder, describe
-from controller.records import carried_state_json, cycle_record, cycle_summary, restore_carried_state
+from controller.records import (
+    Notice,
+    carried_state_json,
+    cycle_record,
+    cycle_summary,
+    restore_carried_state,
+)
 from controller.risk import (
     AccountStateError,
     Decision,
@@ -126,6 +132,7 @@ class Controller:
     log: Callable[[str, str], None] = lambda level, message: None
     scrub: Callable[[str], str] = lambda text: text  # removes secrets from messages
     release: Callable[[], None] = lambda: None  # the run's locks
+    notify: Callable[[Notice], list[Event]] = lambda notice: []  # returns what it failed to send before
     carry_state: bool = True  # save the state each cycle (replays do not)
     resume_state: bool = True  # start from the log's last saved state (--fresh-state, replays: cold)
     run_id: int = 0
@@ -139,11 +146,9 @@ class Controller:
 
     @functools.cached_property
     def _backoff(self) -> BackoffPolicy:
-        run = self.config.run
+        r = self.config.run
         return BackoffPolicy(
-            attempts=run.retry_attempts,
-            base_delay_s=run.retry_base_delay_s,
-            max_delay_s=max(run.retry_max_delay_s, run.retry_base_delay_s),
+            r.retry_attempts, r.retry_base_delay_s, max(r.retry_max_delay_s, r.retry_base_delay_s)
         )
 
     # ----------------------------------------------------------------- start and stop
@@ -161,7 +166,7 @@ class Controller:
             pid=os.getpid(),
             host=socket.gethostname(),
         )
-        self.run_key = f"{self.run_id}{base36(int(started.timestamp()))[-5:]}"
+        self.run_key = f"{self.run_id}{run_key_suffix(int(started.timestamp()))[-5:]}"
         for run in crashed:
             self._event("warning", "crashed_run", f"run {run['id']} was left running: closed as crashed")
         self._event(
@@ -187,6 +192,7 @@ class Controller:
         return "dry-run" if isinstance(self.executor, DryRunExecutor) else self.config.run.mode
 
     def finish(self, status: str, reason: str) -> None:
+        self.notify(Notice(self.run_id, self.mode, self.venue.name, {}, stopped=(status, reason)))
         self._event("info", "stop", f"{status}: {reason}")
         self.journal.finish_run(self.run_id, finished_at=self.clock(), status=status, reason=reason)
 
@@ -331,7 +337,7 @@ class Controller:
             self.policy_state,
             now=now,
             kill_switch=self.kill_switch(),
-            in_flight=tuple(in_flight_for_policy(o) for o in self.in_flight),
+            in_flight=tuple(for_policy(o) for o in self.in_flight),
         )
         self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(
@@ -339,7 +345,7 @@ class Controller:
         )
         events += execution.events
         self.in_flight += [o for o in execution.orders if o.in_flight]
-        skew = _clock_skew(snapshot)
+        skew = snapshot.clock_skew_s
         if abs(skew) > self.config.guards.max_clock_skew_s:
             events.append(
                 ("warning", "clock_skew", f"the local clock is {skew:+.1f} s off the exchange's (usOut)")
@@ -351,7 +357,7 @@ class Controller:
                 risk_state.sigma, policy_state, currency=snapshot.currency
             )
         record.events = self._event_rows(events, now)
-        cycle_id = self.journal.write_cycle(record)
+        cycle_id = self._commit(record, execution.orders)
         self.log("info", cycle_summary(n, report, decision, execution))
         if execution.halt is not None:
             raise self._halt(execution.halt)
@@ -434,7 +440,14 @@ class Controller:
             "latency_ms": (time.perf_counter() - started) * 1e3,
             "in_flight": len(self.in_flight),
         }
-        return self.journal.write_cycle(CycleRecord(row, events=self._event_rows(events, now)))
+        return self._commit(CycleRecord(row, events=self._event_rows(events, now)), [])
+
+    def _commit(self, record: CycleRecord, sent: list[TrackedOrder]) -> int:
+        cycle_id = self.journal.write_cycle(record)
+        told = Notice(self.run_id, self.mode, self.venue.name, record.row, tuple(record.events), tuple(sent))
+        for level, kind, message in self.notify(told):  # notices that could not be sent before
+            self._event(level, kind, message)
+        return cycle_id
 
     def _with_retries(self, operation: Callable[[], Any], events: list[Event]) -> Any:
         def record(attempt: int, error: TemporaryVenueError, delay: float) -> None:
@@ -484,8 +497,3 @@ class Controller:
             {"run_id": self.run_id, "ts": now, "level": lv, "kind": k, "message": self.scrub(m)}
             for lv, k, m in events
         ]
-
-
-def _clock_skew(snapshot: AccountSnapshot) -> float:
-    """Local clock minus the exchange's, in seconds, at the end of the snapshot."""
-    return (snapshot.taken_at - snapshot.server_time).total_seconds()

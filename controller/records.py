@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from controller.execution import ExecutionReport
 from controller.journal import CycleRecord
+from controller.orders import TrackedOrder
 from controller.risk import Decision, PolicyState, RiskReport, VolState
 from controller.risk.realised import VarianceEwma
 from controller.risk.sigma import SigmaState
@@ -111,6 +113,25 @@ def cycle_summary(n: int, report: RiskReport, decision: Decision, execution: Exe
         f"{(report.sigma_hat or float('nan')):.1%} equity {report.equity_usd:,.0f} USD; {orders}; "
         f"{decision.reason}"
     )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the loop tells a notifier once a cycle is committed, or when the run ends.
+
+    ``row`` is the cycle's row as written (its columns: state, action, reason, equity, advice …);
+    ``events`` the cycle's events; ``orders`` those it sent, as they stand; ``stopped`` is
+    ``(status, reason)`` at the run's end.  Nothing in it is a secret: the row and events are
+    scrubbed before they are written.
+    """
+
+    run_id: int
+    mode: str
+    venue: str
+    row: Mapping[str, Any]
+    events: tuple[Mapping[str, Any], ...] = ()
+    orders: tuple[TrackedOrder, ...] = ()
+    stopped: tuple[str, str] | None = None
 
 
 def carried_state_json(sigma: SigmaState, policy: PolicyState, *, currency: str) -> str:

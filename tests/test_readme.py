@@ -35,3 +35,18 @@ def test_ccxt_example_runs_against_the_simulator():
         namespace: dict[str, object] = {}
         exec(compile(block.replace("http://127.0.0.1:8765", server.url), "README.md", "exec"), namespace)
         assert namespace["exchange"].fetch_balance({"code": "BTC"})["BTC"]["total"] == 10.0  # type: ignore[attr-defined]
+
+
+def test_every_command_is_in_the_readmes_command_line():
+    from controller.cli.main import COMMANDS
+
+    section = README[README.index("## The command line") :]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
+    assert block is not None
+    listed = {line.split()[1] for line in block.group(1).splitlines() if line.startswith("levctl ")}
+    assert set(COMMANDS) <= listed, f"commands missing from the README: {set(COMMANDS) - listed}"
+
+
+def test_the_docs_the_readme_links_exist():
+    for link in re.findall(r"\]\((docs/[^)]+)\)", README):
+        assert (ROOT / link).is_file(), link

@@ -15,13 +15,24 @@ COMMANDS = {  # name → "module:attribute", in the order ``levctl --help`` list
     "once": "controller.cli.run:once",
     "log": "controller.cli.log:log_command",
     "report": "controller.cli.report:report",
+    "serve": "controller.cli.serve:serve",
     "replay": "controller.cli.replay:replay_command",
     "config": "controller.cli.run:config_group",
+    "doctor": "controller.cli.doctor:doctor",
     "sim": "controller.cli.sim:sim",
     "book": "controller.cli.pricing:book",
     "greeks": "controller.cli.pricing:greeks_command",
     "iv": "controller.cli.pricing:iv_command",
 }
+
+
+WORKFLOW = (  # how ``levctl --help`` groups the commands: by what a person is doing
+    ("Run (trade, or advise, on an account or the simulator)", ("run", "once", "config", "doctor")),
+    ("Watch (while it runs)", ("serve", "log")),
+    ("Review (after the fact)", ("report",)),
+    ("Research (market history)", ("replay",)),
+    ("Tools (no account, no decision log)", ("sim", "book", "greeks", "iv")),
+)
 
 
 class LazyGroup(click.Group):
@@ -34,6 +45,21 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One section per workflow, each command with its whole first sentence (not cut at 45 characters)."""
+        grouped = [name for _, names in WORKFLOW for name in names]
+        sections = [*WORKFLOW, ("Other", tuple(n for n in self.list_commands(ctx) if n not in grouped))]
+        width = max(len(name) for name in self.list_commands(ctx))
+        for title, names in sections:
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:  # the whole sentence, wrapped if long
+                    rows.append((name.ljust(width), command.get_short_help_str(limit=1000)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows, col_max=width + 2)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy:
             return super().get_command(ctx, cmd_name)
@@ -44,10 +70,18 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(package_name="levctl", prog_name="levctl")
 def cli() -> None:
-    """levctl: options greeks and volatility-scaled leverage control for crypto derivatives."""
+    """levctl: options greeks and volatility-scaled leverage control for crypto derivatives.
+
+    Start with `levctl run` (the built-in simulator: no account, no network), watch it with
+    `levctl serve` or `levctl log -f`, review it with `levctl report`.  `levctl COMMAND --help` for more.
+    """
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ Columns (header required): ``instrument, size, mark_price, underlying_price, mar
 * ``underlying_price`` – the option's forward in USD (Deribit's ``underlying_price``); options only;
 * ``mark_iv`` – percent, as Deribit publishes it (61.27); options only.
 
-Every error names the file, line and column.
+Every error names the file, line and column; a column of another name (a typo) and a file with no
+rows are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pricing import InstrumentNameError, Position, parse_deribit_name
 
 REQUIRED_COLUMNS = ("instrument", "size", "mark_price")
 OPTION_COLUMNS = ("underlying_price", "mark_iv")
+KNOWN_COLUMNS = (*REQUIRED_COLUMNS, *OPTION_COLUMNS)
 
 
 class PositionsFileError(ValueError):
@@ -37,10 +39,23 @@ def read_positions(path: Path) -> list[Position]:
                 raise PositionsFileError(
                     f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(header)})"
                 )
+            unknown = [c for c in header if c not in KNOWN_COLUMNS]
+            if unknown:
+                raise PositionsFileError(
+                    f"{path}: unknown column(s) {', '.join(repr(c) for c in unknown)} "
+                    f"(known: {', '.join(KNOWN_COLUMNS)})"
+                )
             reader.fieldnames = header
-            return [_row_to_position(path, line, row) for line, row in enumerate(reader, start=2)]
+            positions = [_row_to_position(path, line, row) for line, row in enumerate(reader, start=2)]
+    except UnicodeDecodeError as exc:
+        raise PositionsFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise PositionsFileError(f"{path}: not a CSV file: {exc}") from None
     except OSError as exc:
         raise PositionsFileError(f"cannot read positions file {path}: {exc.strerror}") from exc
+    if not positions:
+        raise PositionsFileError(f"{path}: no positions (a header and no rows)")
+    return positions
 
 
 def _row_to_position(path: Path, line: int, row: dict[str, str]) -> Position:
@@ -51,6 +66,8 @@ def _row_to_position(path: Path, line: int, row: dict[str, str]) -> Position:
         raise PositionsFileError(f"{where}: column instrument: {exc}") from exc
     size = _number(where, row, "size")
     mark_price = _number(where, row, "mark_price")
+    if mark_price <= 0:
+        raise PositionsFileError(f"{where}: column mark_price must be positive, got {mark_price:g}")
     if instrument.kind != "option":
         return Position(instrument, size, mark_price)
     forward = _number(where, row, "underlying_price")

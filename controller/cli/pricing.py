@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -55,8 +56,8 @@ def book(
         valued = book_greeks(
             positions,
             as_of=_parse_time(as_of, "--as-of") if as_of else datetime.now(UTC),
-            index_prices=_pairs(index_prices, "--index"),
-            collateral=_pairs(collateral, "--collateral"),
+            index_prices=_pairs(index_prices, "--index", minimum="positive"),
+            collateral=_pairs(collateral, "--collateral", minimum="zero or more"),
         )
     if as_json:
         _emit_json(book_to_dict(valued))
@@ -117,6 +118,8 @@ def greeks_command(
 ) -> None:
     """Black-76 price and greeks of one option (Deribit conventions)."""
     t = _t_years(days, expiry, as_of)
+    if t <= 0:
+        raise click.ClickException(_expired(t, days, expiry, as_of, forward, strike, is_call))
     with user_errors():
         g = greeks(
             forward=forward,
@@ -162,17 +165,55 @@ def iv_command(
     t = _t_years(days, expiry, as_of)
     result = implied_vol(price=usd, forward=forward, strike=strike, t_years=t, is_call=is_call, rate=rate)
     reason = IVReason(int(result.reason))
+    discount = math.exp(-rate * max(t, 0.0))
+    intrinsic = discount * max((forward - strike) if is_call else (strike - forward), 0.0)
+    bound = discount * (forward if is_call else strike)
     payload = {
         "vol": None if reason != IVReason.OK else float(result.vol),
         "reason": reason.name,
         "t_years": t,
+        "price_usd": usd,
+        "intrinsic_usd": intrinsic,
+        "bound_usd": bound,
     }
     if as_json:
         _emit_json(payload)
     elif reason == IVReason.OK:
         click.echo(f"implied vol {float(result.vol) * 100:.4f} % ({float(result.vol):.8f})")
     else:
-        raise click.ClickException(f"no implied volatility: {reason.name}")
+        why = _no_iv(reason, usd, intrinsic, bound, t, "call" if is_call else "put")
+        option = f"{'call' if is_call else 'put'} F {forward:,.2f} K {strike:,.2f}"
+        raise click.ClickException(f"no implied volatility ({reason.name}) for the {option}: {why}")
+
+
+def _no_iv(reason: IVReason, price: float, intrinsic: float, bound: float, t: float, right: str) -> str:
+    """Why a price has no implied volatility, with the figures that show it."""
+    shown = f"the price {price:,.4f} USD"
+    return {
+        IVReason.BELOW_INTRINSIC: f"{shown} is below the {right}'s intrinsic value {intrinsic:,.4f} USD",
+        IVReason.AT_INTRINSIC: f"{shown} equals the intrinsic value {intrinsic:,.4f} USD: no time value",
+        IVReason.ABOVE_MAXIMUM: f"{shown} is at or above the bound {bound:,.4f} USD "
+        f"(a {right} is worth less than its {'forward' if right == 'call' else 'strike'})",
+        IVReason.EXPIRED: f"the option has expired (t = {t:.6f} years): no volatility to imply",
+        IVReason.INVALID_INPUT: f"{shown}: prices, forward and strike must be finite and positive",
+    }.get(reason, f"{shown}: the solver did not converge")
+
+
+def _expired(
+    t: float, days: float | None, expiry: str | None, as_of: str | None, forward: float, strike: float,
+    is_call: bool,
+) -> str:  # fmt: skip
+    if days is not None:
+        when = f"--days {days:g}"
+    else:
+        end = _parse_time(expiry or "", "--expiry", default_hour=EXPIRY_HOUR_UTC)
+        start = f"{_parse_time(as_of, '--as-of'):%Y-%m-%d %H:%M} UTC (--as-of)" if as_of else "now"
+        when = f"expiry {end:%Y-%m-%d %H:%M} UTC is {-t * 365:,.1f} days before {start}"
+    intrinsic = max((forward - strike) if is_call else (strike - forward), 0.0)
+    return (
+        f"the option has expired: {when}; an expired option has no greeks and is worth its intrinsic "
+        f"value, {intrinsic:,.2f} USD"
+    )
 
 
 def _t_years(days: float | None, expiry: str | None, as_of: str | None) -> float:
@@ -198,7 +239,8 @@ def _parse_time(text: str, option: str, default_hour: int = 0) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _pairs(items: tuple[str, ...], option: str) -> dict[str, float]:
+def _pairs(items: tuple[str, ...], option: str, *, minimum: str) -> dict[str, float]:
+    """COIN=NUMBER pairs; ``minimum`` is "positive" (prices) or "zero or more" (collateral)."""
     out: dict[str, float] = {}
     for item in items:
         coin, sep, value = item.partition("=")
@@ -206,7 +248,9 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, float]:
             number = float(value)
         except ValueError:
             number = float("nan")
-        if not sep or not coin or number != number:
+        if not sep or not coin or not math.isfinite(number):
             raise click.BadParameter(f"expected COIN=NUMBER, got {item!r}", param_hint=option)
+        if number < 0 or (number == 0 and minimum == "positive"):
+            raise click.ClickException(f"{option} {item}: {number:g} must be {minimum}")
         out[coin.strip().upper()] = number
     return out

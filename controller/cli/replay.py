@@ -14,8 +14,8 @@ from controller.cli.errors import user_errors
 from controller.config import load_config
 from controller.replay.metrics import compare_replays, comparison_rows
 from controller.replay.run import ROLES, in_currency, replay
+from controller.review.page import figure_text
 from controller.review.render import console
-from controller.review.report import figure_text
 from controller.sim.market import load_replay_csv
 
 REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "replay-straddle.toml"}

@@ -1,15 +1,18 @@
-"""``levctl report``: a self-contained HTML report (and plots) from a decision log."""
+"""``levctl report``: a self-contained HTML report (and plots) from a decision log, per run."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from controller.cli.errors import user_errors
+from controller.cli.params import INSTANT
 from controller.replay.metrics import compare_replays, comparison_rows
-from controller.review.report import load_log, summarize, write_report
+from controller.review.report import load_log, summarize_runs
 
 
 @click.command()
@@ -21,23 +24,24 @@ from controller.review.report import load_log, summarize, write_report
     show_default=True,
     help="Folder for report.html and its PNG plots.",
 )
-@click.option("--since", metavar="ISO-TIME", help="Cycles at or after this time.")
-@click.option("--until", metavar="ISO-TIME", help="Cycles at or before this time.")
+@click.option("--since", type=INSTANT, help="Cycles at or after this time (ISO 8601, or 6h, 2d ago).")
+@click.option("--until", type=INSTANT, help="Cycles at or before this time.")
 @click.option("--run", "run_id", type=int, help="One run only.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary figures as JSON (no files written).")
+@click.option("--json", "as_json", is_flag=True, help="Print one summary per run as JSON (no files written).")
 def report(
-    db: Path, out: Path, since: str | None, until: str | None, run_id: int | None, as_json: bool
+    db: Path, out: Path, since: datetime | None, until: datetime | None, run_id: int | None, as_json: bool
 ) -> None:
-    """Summary, plots and tables of what the controller decided."""
-    try:
+    """Summary per run, plots, advice and breaches, orders and events of a decision log."""
+    with user_errors():
         data = load_log(db, since=since, until=until, run_id=run_id)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    replays = comparison_rows(compare_replays(db, run_ids={r["id"] for r in data.runs}))
+        replays = comparison_rows(compare_replays(db, run_ids={r["id"] for r in data.runs}))
     if as_json:
-        click.echo(json.dumps({**asdict(summarize(data)), "replays": replays}, indent=2))
+        runs = [asdict(s) for s in summarize_runs(data)]
+        breaches = [e.as_dict() for e in data.breaches]
+        click.echo(json.dumps({"runs": runs, "replays": replays, "breaches": breaches}, indent=2))
         return
-    page = write_report(
-        data, out, title=f"levctl report — {db}" + (f", run {run_id}" if run_id else ""), replays=replays
-    )
-    click.echo(f"levctl: report written to {page} ({len(data.cycles)} cycles)")
+    from controller.review.page import write_report  # the plotting stack loads only for the page
+
+    title = f"levctl report — {db}" + (f", run {run_id}" if run_id else "")
+    page = write_report(data, out, title=title, replays=replays)
+    click.echo(f"levctl: report written to {page} ({len(data.cycles)} cycles, {len(data.runs)} runs)")

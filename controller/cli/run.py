@@ -8,7 +8,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -16,12 +17,14 @@ from typing import Any, TypeVar
 import click
 import schedule
 
-from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller
+from controller.app import API_KEY_ENV, API_SECRET_ENV, RunOptions, build_controller, mode_problems
 from controller.cli.errors import EXIT_STOPPED, EXIT_USER_ERROR, user_errors
 from controller.config import Config, load_config
 from controller.journal import JournalError
 from controller.loop import Controller, ControllerHalted, CycleResult
+from controller.review.notify import Notifier, NotifySettings, apprise_sender, notify_urls, url_name
 from controller.review.render import console, print_cycle
+from controller.venues import VenueError
 
 
 def _run_options(fn: Any) -> Any:
@@ -135,6 +138,11 @@ def _supervised(controller: Controller, body: Callable[[], T], logger: logging.L
         _close(controller, "halted", str(exc))
         click.echo(f"Error: levctl halted: {exc}", err=True)
         sys.exit(EXIT_STOPPED)
+    except VenueError as exc:  # at start-up (in a cycle it is an ERROR cycle): after the retries
+        message = controller.scrub(str(exc))
+        _close(controller, "failed", f"could not start: {message}")
+        click.echo(f"Error: levctl could not start: {message}", err=True)
+        sys.exit(EXIT_STOPPED)
     except Exception as exc:  # a bug: the traceback goes to the log file, one line to the terminal
         logger.exception("unexpected error")
         message = controller.scrub(f"{type(exc).__name__}: {exc}")
@@ -144,24 +152,48 @@ def _supervised(controller: Controller, body: Callable[[], T], logger: logging.L
 
 
 def _close(controller: Controller, status: str, reason: str) -> None:
-    """Record how the run ended (if the log can still be written) and release its log and locks."""
+    """Record how the run ended (if the log can still be written), release its log and locks, and
+    let the last notifications go out.  A run that stops on an error says so in one line of its own:
+    the same words are not also logged to the terminal (they stay in the text log)."""
     try:
-        with contextlib.suppress(JournalError):
+        with contextlib.suppress(JournalError), _terminal_muted(status != "finished"):
             controller.finish(status, reason)
     finally:
         controller.close()
+        if isinstance(controller.notify, Notifier):
+            controller.notify.close()
+
+
+@contextlib.contextmanager
+def _terminal_muted(muted: bool) -> Iterator[None]:
+    logger = logging.getLogger("levctl")
+    terminal = [h for h in logger.handlers if type(h) is logging.StreamHandler] if muted else []
+    for handler in terminal:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in terminal:
+            logger.addHandler(handler)
 
 
 @click.group(name="config")
 def config_group() -> None:
-    """Configuration files."""
+    """Check a configuration file, key by key and across sections (config check FILE)."""
 
 
 @config_group.command(name="check")
 @click.argument("path", type=click.Path(path_type=Path))
 def config_check(path: Path) -> None:
-    """Validate a config file; print what it will do."""
+    """Validate a config file, each key and across sections; print what it will do."""
     config = _load(path)
+    with user_errors():
+        problems = mode_problems(config)
+        if problems:
+            raise click.ClickException("\n".join(problems))
+        urls = notify_urls(config.file.notify.urls, os.environ)
+        if urls:
+            apprise_sender(NotifySettings(urls=urls))
     v = config.venue
     where = (
         "the built-in simulator"
@@ -174,6 +206,15 @@ def config_check(path: Path) -> None:
         f"band ±{config.policy.band:.0%}, "
         f"sha256 {config.sha256[:12]}"
     )
+    if config.run.mode == "live" and not config.run.allow_live:
+        click.echo(
+            "note: live mode refuses to start until run.allow_live = true (and --live on the command line)"
+        )
+    if urls:
+        click.echo(
+            f"note: notifications to {', '.join(url_name(u) for u in urls)} "
+            f"at level {config.file.notify.level}"
+        )
 
 
 def _load(path: Path | None) -> Config:
@@ -182,10 +223,16 @@ def _load(path: Path | None) -> Config:
 
 
 def _build(config: Config, options: RunOptions, logger: logging.Logger) -> Any:
+    def log(level: str, message: str) -> None:
+        logger.log(_LEVELS[level], message)
+
     with user_errors():
-        return build_controller(
-            config, options, log=lambda level, message: logger.log(_LEVELS[level], message)
-        )
+        wanted = config.file.notify
+        urls = notify_urls(wanted.urls, os.environ)
+        var_fraction = config.guards.max_var_fraction if wanted.var_fraction is None else wanted.var_fraction
+        settings = {**wanted.model_dump(), "urls": urls, "var_fraction": var_fraction}
+        notifier = Notifier(NotifySettings(**settings), log=log)
+        return build_controller(config, options, log=log, notify=notifier)
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -206,19 +253,54 @@ class _Redact(logging.Filter):
         return True
 
 
+class _OneLine(logging.Formatter):
+    """The terminal gets the message; a traceback goes to the text log only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+class _TextLog(logging.FileHandler):
+    """A text log that cannot be written (a full disk) says so once, in one line, and the run goes on."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"levctl: cannot write the text log {self.baseFilename}: {sys.exc_info()[1]}\n")
+
+
 def _logging(config: Config, *, quiet: bool = False) -> logging.Logger:
     logger = logging.getLogger("levctl")
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
     log_file = Path(config.run.log_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    handlers: list[logging.Handler] = [logging.FileHandler(log_file, encoding="utf-8")]
+    formatter = "%(asctime)s %(levelname)s %(message)s"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        text_log = _TextLog(log_file, encoding="utf-8")
+        started = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} levctl starts, config {config.source}\n"
+        if text_log.stream is not None:
+            text_log.stream.write(started)
+        text_log.flush()  # a full disk is found now, at start-up, not in the middle of a run
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write the text log {log_file} (run.log_file): {exc.strerror or exc}"
+        ) from None
+    text_log.setFormatter(logging.Formatter(formatter))
+    handlers: list[logging.Handler] = [text_log]
     if not quiet:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setFormatter(_OneLine(formatter))
+        handlers.append(terminal)
     for handler in handlers:
-        handler.setFormatter(formatter)
         handler.addFilter(_Redact())
         logger.addHandler(handler)
     return logger

@@ -18,7 +18,7 @@ from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
 @click.group()
 def sim() -> None:
-    """The built-in simulated exchange."""
+    """The built-in simulated exchange over HTTP, for ccxt and testnet-mode runs (sim serve)."""
 
 
 @sim.command()
@@ -82,7 +82,7 @@ def serve(
 ) -> None:
     """Serve the Deribit v2 API subset ccxt uses on http://127.0.0.1:PORT (Ctrl-C stops it)."""
     # by default the virtual clock starts now, so a controller's data-age guard sees fresh data
-    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)  # to the second: the clock-skew guard stays quiet
     if start_time:
         try:
             start = datetime.fromisoformat(start_time).replace(tzinfo=UTC)

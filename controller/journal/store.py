@@ -22,6 +22,7 @@ secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,28 @@ from controller.venues import Side
 
 class JournalError(Exception):
     """The decision log cannot be written (disk full, read-only, not a levctl log …)."""
+
+
+def refuse_foreign(path: Path) -> None:
+    """Raise :class:`JournalError` when ``path`` cannot be a decision log: a directory, a file that
+    is not SQLite, another program's database.  Read-only: such a file is left exactly as it was
+    (not even switched to WAL), and nothing is created beside it."""
+    if path.is_dir():
+        raise JournalError(f"{path} is a directory, not a decision log (pass the .db file with --db)")
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # a new log
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise JournalError(f"{path} is not a SQLite database, so not a decision log") from None
+        raise JournalError(f"the decision log {path} cannot be read: {exc}") from None
+    if names and "meta" not in names:
+        shown = ", ".join(sorted(names)[:6])
+        raise JournalError(
+            f"{path} is not a levctl decision log (another program's database: {shown}); pass another --db"
+        )
 
 
 @dataclass
@@ -63,6 +86,7 @@ class Journal:
         self._commit_every = 0  # 0: every cycle is its own transaction
         self._uncommitted = 0
         self._insert_sql: dict[tuple[str, ...], str] = {}
+        refuse_foreign(path)
         with self._writing("open it"):
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)

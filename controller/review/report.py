@@ -1,41 +1,32 @@
-"""Reports from a decision log: a summary, plots and a self-contained HTML page.
+"""Reports from a decision log: the data in scope, and a summary per run.
 
 Read-only and tolerant: an empty or half-written log (a run that died before its first cycle, a
 database with no tables yet) gives an empty summary and a page that says so — never a traceback.
-Figures:
+A log holds several runs (every replay writes three: the controller and two baselines); each is
+summarised, and plotted (:mod:`.plots`), on its own.  Figures of one run:
 
 * share of time inside the band: cycles whose signed leverage lay within ``[band_low, band_high]``;
 * turnover: the USD notional of filled orders; fees: their fees in coin, at the cycle's index;
-* maximum drawdown and realised volatility of equity (log returns between cycles, annualised with
-  the median cycle interval) against the target ``median(L* · σ̂)`` — the volatility that
-  volatility targeting aims the equity at.
+* maximum drawdown, and realised volatility of equity (``Σ r² / Σ Δt``, the product's one estimator,
+  :func:`pricing.realised.realised_vol`) against the target ``median(L* · σ̂)`` — the volatility that
+  volatility targeting aims the equity at;
+* went bust: the first cycle whose equity was at or below zero, or a halt on the account's equity.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MAX_PLOT_POINTS = 5_000
-GUARD_WORDS = (
-    "stale",
-    "jump",
-    "unavailable",
-    "disagree",
-    "cooldown",
-    "kill switch",
-    "drawdown",
-    "margin ratio",
-)
-
+from controller.review.breaches import GUARD_WORDS, BreachTracker, Episode
+from controller.review.logdb import LogReadError, is_log, open_log, time_filters
+from pricing.realised import realised_vol
 
 CYCLE_NUMBERS = (
     "equity_usd",
@@ -100,23 +91,40 @@ class CycleColumns:
             dict(zip(CYCLE_NUMBERS, table[:, 6:].T, strict=True)),
         )
 
+    def of_run(self, run_id: int) -> CycleColumns:
+        keep = self.run_id == run_id
+        return CycleColumns(
+            self.id[keep],
+            self.run_id[keep],
+            self.t_s[keep],
+            self.good[keep],
+            self.rebalance[keep],
+            self.guard_trip[keep],
+            {k: v[keep] for k, v in self.numbers.items()},
+        )
+
 
 @dataclass(frozen=True)
 class LogData:
-    runs: list[dict[str, Any]]
+    runs: list[dict[str, Any]]  # the runs with cycles in scope (all runs of an empty scope's log)
     cycles: CycleColumns
-    span: tuple[str | None, str | None]  # the first and last cycle's time, as logged
     orders: list[dict[str, Any]]  # the orders of the cycles in scope
     trips: list[dict[str, Any]]  # the last guard trips and failed cycles
     events: list[dict[str, Any]]  # the last warnings and errors
-    warnings: int  # warnings and errors in all
+    warnings: dict[int, int]  # warnings and errors per run
+    breaches: list[Episode]  # limit breaches (advice) as episodes, in log order
+    replays: dict[int, dict[str, Any]]  # replay role and book by run id
 
 
 @dataclass(frozen=True)
 class Summary:
+    run: int
+    mode: str
+    status: str | None
+    exit_reason: str | None
+    role: str | None  # a replay's controller | fixed-leverage | buy-and-hold
     cycles: int
     failed_cycles: int
-    runs: int
     start: str | None
     end: str | None
     share_in_band: float | None
@@ -129,28 +137,38 @@ class Summary:
     max_drawdown: float | None
     equity_start_usd: float | None
     equity_end_usd: float | None
+    return_total: float | None
     realised_vol_equity: float | None
     target_vol_equity: float | None
     guard_trips: int
+    breaches: int
     warnings: int
+    went_bust: str | None  # when, or None
 
 
 def load_log(
-    db: Path, *, since: str | None = None, until: str | None = None, run_id: int | None = None
+    db: Path, *, since: datetime | None = None, until: datetime | None = None, run_id: int | None = None
 ) -> LogData:
-    if not db.exists():
-        raise FileNotFoundError(f"no decision log at {db}")
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
-        if not {"runs", "cycles", "orders", "events"} <= tables:
-            return LogData([], CycleColumns.empty(), (None, None), [], [], [], 0)
-        where, args = _filters(since, until, run_id)
+    """What the report shows, read once; raises :class:`LogReadError` for a run the log does not hold."""
+    with open_log(db) as conn:
+        if not is_log(conn, db):
+            if run_id is not None:
+                raise LogReadError(f"{db} holds no run yet (asked for run {run_id})")
+            return LogData([], CycleColumns.empty(), [], [], [], {}, [], {})
+        all_runs = [dict(r) for r in conn.execute("select * from runs order by id")]
+        if run_id is not None and run_id not in {r["id"] for r in all_runs}:
+            ids = [r["id"] for r in all_runs]
+            held = "no run" if not ids else f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}–{ids[-1]}"
+            raise LogReadError(f"{db} has no run {run_id} (it holds {held})")
+        clauses, times = time_filters(since, until)
+        args: list[Any] = list(times)
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            args.append(run_id)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
         cycles = _cycle_columns(conn, where, args)
-        conn.row_factory = sqlite3.Row
-        first, last = (
-            conn.execute(f"select ts from cycles {where} order by id {way} limit 1", args).fetchone()
-            for way in ("asc", "desc")
-        )
+        in_scope = set(np.unique(cycles.run_id).tolist())
+        runs = [r for r in all_runs if r["id"] in in_scope or (run_id is not None and r["id"] == run_id)]
         orders = (
             _rows(conn, "orders", "*", "cycle_id between ? and ?", [int(cycles.id[0]), int(cycles.id[-1])])
             if len(cycles)
@@ -159,26 +177,23 @@ def load_log(
         trips = _rows(
             conn,
             "cycles",
-            "n, ts, state, action, reason",
+            "run_id, n, ts, state, action, reason",
             f"(action = 'ERROR' or {_GUARD_TRIP})",
             [],
             where,
             args,
         )
-        events = _rows(conn, "events", "ts, level, kind, message", "level != 'info'", [], where, args)
+        events = _rows(conn, "events", "run_id, ts, level, kind, message", "level != 'info'", [], where, args)
         warned = f"{where} and" if where else "where"
-        (warnings,) = conn.execute(
-            f"select count(*) from events {warned} level in ('warning', 'error')", args
-        ).fetchone()
-        runs = [
-            dict(r)
-            for r in conn.execute(
-                "select * from runs" + (" where id = ?" if run_id is not None else "") + " order by id",
-                [run_id] if run_id is not None else [],
-            )
-        ]
-    span = (first and first[0], last and last[0])
-    return LogData(runs, cycles, span, orders, trips, events, warnings)
+        warnings = dict(
+            conn.execute(
+                f"select run_id, count(*) from events {warned} level in ('warning', 'error') group by run_id",
+                args,
+            ).fetchall()
+        )
+        breaches = _breaches(conn, where, args)
+        replays = _replays(conn)
+    return LogData(runs, cycles, orders, trips, events, warnings, breaches, replays)
 
 
 def _cycle_columns(conn: sqlite3.Connection, where: str, args: list[Any]) -> CycleColumns:
@@ -187,6 +202,27 @@ def _cycle_columns(conn: sqlite3.Connection, where: str, args: list[Any]) -> Cyc
     while rows := cursor.fetchmany(CHUNK_ROWS):
         chunks.append(np.array(rows, dtype=float))  # None becomes NaN
     return CycleColumns.of(np.concatenate(chunks)) if chunks else CycleColumns.empty()
+
+
+def _breaches(conn: sqlite3.Connection, where: str, args: list[Any]) -> list[Episode]:
+    """Advice episodes; only cycles with advice (or none computed) are read, a gap ends an episode."""
+    clause = f"{where} and" if where else "where"
+    cursor = conn.execute(
+        f"select run_id, n, ts, advice from cycles {clause} (advice is null or advice != '[]') order by id",
+        args,
+    )
+    tracker = BreachTracker()
+    while rows := cursor.fetchmany(CHUNK_ROWS):
+        tracker.feed(tuple(r) for r in rows)
+    running = {r[0] for r in conn.execute("select id from runs where status = 'running'")}
+    tracker.finish_runs({e.run_id for e in tracker.episodes} - running)
+    return tracker.episodes
+
+
+def _replays(conn: sqlite3.Connection) -> dict[int, dict[str, Any]]:
+    if "replays" not in {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}:
+        return {}
+    return {r["run_id"]: dict(r) for r in conn.execute("select run_id, role, book, replay_key from replays")}
 
 
 def _rows(
@@ -206,266 +242,83 @@ def _rows(
     return [dict(r) for r in conn.execute(query, [*(args or []), *condition_args])][::-1]
 
 
-def _filters(since: str | None, until: str | None, run_id: int | None) -> tuple[str, list[Any]]:
-    clauses, args = [], []
-    for clause, value in (("ts >= ?", since), ("ts <= ?", until), ("run_id = ?", run_id)):
-        if value is not None:
-            clauses.append(clause)
-            args.append(value)
-    return ("where " + " and ".join(clauses)) if clauses else "", args
+def summarize_runs(data: LogData) -> list[Summary]:
+    """One summary per run in scope, in run order."""
+    return [summarize(data, run) for run in data.runs]
 
 
-def summarize(data: LogData) -> Summary:
-    c = data.cycles
+def summarize(data: LogData, run: dict[str, Any]) -> Summary:
+    c = data.cycles.of_run(run["id"])
     good = c.good
     equity = c["equity_usd"][good]
     band_low, band_high, lev = (c[k][good] for k in ("band_low", "band_high", "signed_leverage"))
     banded = ~np.isnan(band_low) & ~np.isnan(lev)
     inside = int(np.count_nonzero((band_low <= lev) & (lev <= band_high) & banded))
     index_of = dict(zip(c.id.tolist(), c["index_price"].tolist(), strict=True))
-    filled = [o for o in data.orders if o["status"] == "filled"]
+    orders = [o for o in data.orders if o["run_id"] == run["id"]]
+    filled = [o for o in orders if o["status"] == "filled"]
     turnover = sum(json.loads(o["request"] or "{}").get("notional_usd", 0.0) for o in filled)
     fees = sum((o["fee_coin"] or 0.0) * _number(index_of.get(o["cycle_id"])) for o in filled)
+    solvent = equity > 0
+    start, end = (_iso(c.t_s[0]), _iso(c.t_s[-1])) if len(c) else (None, None)
     return Summary(
+        run=run["id"],
+        mode=run["mode"],
+        status=run["status"],
+        exit_reason=run["exit_reason"],
+        role=data.replays.get(run["id"], {}).get("role"),
         cycles=len(c),
         failed_cycles=int(np.count_nonzero(~good)),
-        runs=int(np.unique(c.run_id).size),
-        start=data.span[0],
-        end=data.span[1],
+        start=start,
+        end=end,
         share_in_band=inside / int(np.count_nonzero(banded)) if banded.any() else None,
         rebalances=int(np.count_nonzero(c.rebalance & good)),
         orders_filled=len(filled),
-        orders_rejected=sum(1 for o in data.orders if o["status"] == "rejected"),
-        orders_recommended=sum(1 for o in data.orders if o["status"] == "recommended"),
+        orders_rejected=sum(1 for o in orders if o["status"] == "rejected"),
+        orders_recommended=sum(1 for o in orders if o["status"] == "recommended"),
         turnover_usd=turnover,
         fees_usd=fees,
-        max_drawdown=float(np.max(1.0 - equity / np.maximum.accumulate(equity))) if equity.size else None,
+        max_drawdown=_max_drawdown(equity),
         equity_start_usd=float(equity[0]) if equity.size else None,
         equity_end_usd=float(equity[-1]) if equity.size else None,
-        realised_vol_equity=_realised_vol(c.t_s[good], equity),
+        return_total=float(equity[-1] / equity[0] - 1.0) if equity.size and equity[0] > 0 else None,
+        realised_vol_equity=realised_vol(c.t_s[good], equity) if solvent.all() else None,
         target_vol_equity=_target_vol(c["target_leverage"][good], c["sigma_hat"][good]),
         guard_trips=int(np.count_nonzero(c.guard_trip & good)),
-        warnings=data.warnings,
+        breaches=sum(1 for e in data.breaches if e.run_id == run["id"]),
+        warnings=int(data.warnings.get(run["id"], 0)),
+        went_bust=_bust(c, run),
     )
+
+
+def _bust(c: CycleColumns, run: dict[str, Any]) -> str | None:
+    broke = np.flatnonzero(c.good & (c["equity_usd"] <= 0))
+    if broke.size:
+        return _iso(c.t_s[broke[0]])
+    reason = (run.get("exit_reason") or "").lower()
+    if run.get("status") == "halted" and "account equity is" in reason:  # the halt on equity <= 0
+        return run.get("finished_at") or "at the halt"
+    return None
+
+
+def _max_drawdown(equity: np.ndarray) -> float | None:
+    if not equity.size:
+        return None
+    peak = np.maximum.accumulate(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drawdown = np.where(peak > 0, 1.0 - equity / peak, np.nan)
+    return float(np.nanmax(drawdown)) if np.isfinite(drawdown).any() else None
+
+
+def _iso(t_s: float) -> str:
+    return np.datetime_as_string(np.datetime64(round(t_s * 1000), "ms"), unit="s") + "Z"
 
 
 def _number(value: float | None) -> float:
     return 0.0 if value is None or value != value else value  # NULL (None, NaN) counts as 0
 
 
-def _realised_vol(times: np.ndarray, equity: np.ndarray) -> float | None:
-    if equity.size < 3:
-        return None
-    step = float(np.median(np.diff(times)))
-    if step <= 0:
-        return None
-    returns = np.diff(np.log(equity))
-    return float(np.std(returns, ddof=1) * math.sqrt(365 * 86400 / step))
-
-
 def _target_vol(target: np.ndarray, sigma: np.ndarray) -> float | None:
     values = np.abs(target) * sigma
     values = values[~np.isnan(values)]
     return float(np.median(values)) if values.size else None
-
-
-# --------------------------------------------------------------------- plots and the page
-
-
-def plot(data: LogData, out: Path) -> dict[str, Path]:
-    """Write the PNG plots; returns their paths by name (none when there is nothing to plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    c = data.cycles
-    every = np.flatnonzero(c.good)
-    if not every.size:
-        return {}
-    # a line needs no more points than a plot has pixels: thin long logs, keep every rebalance
-    stride = max(1, every.size // MAX_PLOT_POINTS)
-    kept = every[(np.arange(every.size) % stride == 0) | c.rebalance[every]]
-    t = (c.t_s[kept] * 1e6).astype("datetime64[us]")  # UTC
-
-    def col(name: str) -> np.ndarray:
-        return c[name][kept]
-
-    paths: dict[str, Path] = {}
-    fig, ax = plt.subplots(figsize=(11, 4))
-    ax.fill_between(
-        t, col("band_low"), col("band_high"), color="tab:green", alpha=0.15, label="no-trade band"
-    )
-    ax.plot(t, col("target_leverage"), color="tab:green", lw=1, label="target L*")
-    ax.plot(t, col("signed_leverage"), color="tab:blue", lw=1.2, label="leverage L")
-    trades = c.rebalance[kept]
-    ax.scatter(t[trades], col("signed_leverage")[trades], color="tab:red", s=14, zorder=3, label="rebalance")
-    ax.set_title("Effective leverage against the target band")
-    ax.legend(loc="best", fontsize=8)
-    paths["leverage"] = _save(fig, out / "leverage.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    ax.plot(t, col("sigma_hat") * 100, color="tab:purple", label="σ̂ (%)")
-    ax.set_ylabel("σ̂ %")
-    twin = ax.twinx()
-    twin.plot(t, col("target_leverage"), color="tab:green", label="L*")
-    twin.set_ylabel("target leverage")
-    ax.set_title("Volatility signal and the target it sets")
-    paths["volatility"] = _save(fig, out / "volatility.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    equity = col("equity_usd")
-    ax.plot(t, equity, color="tab:blue", label="equity (USD)")
-    twin = ax.twinx()
-    twin.plot(t, equity - equity[0], color="tab:orange", lw=0.8, label="P&L (USD)")
-    ax.set_title("Equity and P&L")
-    paths["equity"] = _save(fig, out / "equity.png")
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6), sharex=True)
-    for axis, (name, label) in zip(
-        axes.flat,
-        (
-            ("delta_usd", "delta (USD)"),
-            ("dollar_gamma_usd", "dollar gamma (USD/1 %)"),
-            ("vega_usd", "vega (USD/vol pt)"),
-            ("theta_usd", "theta (USD/day)"),
-        ),
-        strict=True,
-    ):
-        axis.plot(t, col(name), lw=1)
-        axis.set_title(label, fontsize=9)
-    fig.suptitle("Book greeks")
-    paths["greeks"] = _save(fig, out / "greeks.png")
-
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    ax.plot(t, col("margin_ratio") * 100, color="tab:red", label="margin ratio (%)")
-    ax.set_ylabel("margin ratio %")
-    twin = ax.twinx()
-    twin.plot(t, col("worst_scenario_loss_usd"), color="tab:gray", lw=0.8, label="worst scenario (USD)")
-    twin.set_ylabel("worst scenario loss USD")
-    ax.set_title("Margin ratio and worst scenario loss")
-    paths["margin"] = _save(fig, out / "margin.png")
-    plt.close("all")
-    return paths
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.autofmt_xdate()
-    # fixed margins (room for the rotated dates and a twin axis): a tight layout would draw every
-    # figure twice, and on a long log laying out the date ticks is most of the report's time
-    fig.subplots_adjust(left=0.08, right=0.88, bottom=0.2, top=0.88, hspace=0.4, wspace=0.3)
-    fig.savefig(path, dpi=90)
-    return path
-
-
-def write_report(
-    data: LogData, out: Path, *, title: str, replays: list[dict[str, Any]] | None = None
-) -> Path:
-    """``report.html`` (images inline, so the file stands alone) and the PNGs beside it.
-
-    ``replays``: rows of :func:`controller.replay_metrics.comparison_rows`, shown as a table of
-    replayed runs side by side (the summary below mixes every run in scope).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(data)
-    plots = plot(data, out)
-    parts = [f"<h1>{html.escape(title)}</h1>"]
-    if not len(data.cycles):
-        parts.append(
-            "<p>The decision log has no cycles yet (empty, or the run stopped before its first cycle).</p>"
-        )
-    if replays:
-        parts.append(
-            _table(
-                "Replays: the controller beside its baselines",
-                [{k: figure_text(k, v) for k, v in row.items()} for row in replays],
-            )
-        )
-        parts.append(f"<p>{html.escape(REPLAY_NOTE)}</p>")
-    parts.append(_table("Summary", [{"figure": k, "value": _fmt(v)} for k, v in asdict(summary).items()]))
-    for name, path in plots.items():
-        encoded = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
-    parts.append(
-        _table(
-            "Orders",
-            [
-                {
-                    k: o[k]
-                    for k in (
-                        "cycle_id",
-                        "label",
-                        "instrument",
-                        "side",
-                        "amount",
-                        "status",
-                        "filled_amount",
-                        "avg_price",
-                        "error",
-                    )
-                }
-                for o in data.orders[-LAST_ROWS:]
-            ],
-        )
-    )
-    parts.append(_table("Guard trips and failed cycles", data.trips))
-    parts.append(_table("Events (warnings and errors)", data.events))
-    page = out / "report.html"
-    page.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
-    return page
-
-
-REPLAY_NOTE = (
-    "vol: annualised volatility of equity over the whole run; vol of vol: standard deviation of its "
-    "30-day rolling value; tracking error: root-mean-square distance of that rolling value from the "
-    "target L_base·σ_ref. Turnover and trades count the controller's filled orders; fees and funding "
-    "come from the simulator's ledger (funding paid is positive when the account paid it)."
-)
-PERCENT_FIGURES = {
-    "target vol",
-    "vol",
-    "vol of vol",
-    "tracking error",
-    "return / yr",
-    "worst day",
-    "max drawdown",
-    "in band",
-}
-
-
-def figure_text(name: str, value: Any) -> str:
-    """A comparison figure as text: fractions as percentages, other numbers plainly."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if name in PERCENT_FIGURES:
-            return f"{value:.1%}"
-        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
-
-
-def _table(caption: str, rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return f"<h2>{html.escape(caption)}</h2><p>none</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows
-    )
-    return f"<h2>{html.escape(caption)}</h2><table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return str(value)
-
-
-def _page(title: str, body: str) -> str:
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
-    )
-    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
-    return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>"

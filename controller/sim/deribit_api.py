@@ -51,6 +51,7 @@ class DeribitApi:
             "public/get_funding_rate_value": self._funding_rate_value,
             "public/get_index_price": self._index_price,
             "public/get_volatility_index_data": self._volatility_index,
+            "public/auth": self._auth,
             "private/get_account_summary": self._account_summary,
             "private/get_account_summaries": self._account_summaries,
             "private/get_positions": self._positions,
@@ -149,6 +150,16 @@ class DeribitApi:
             times.append(t)
         vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in times]
         return [ms(start), vols[0], max(vols), min(vols), vols[-1]]
+
+    def _auth(self, params: Params) -> dict[str, Any]:
+        """``client_credentials`` only; the key's scope is what a Deribit key with "account read",
+        "trade read + write" and "wallet read" ticked reports.  The credentials themselves are checked
+        on every private call (HMAC), not here: the simulator holds one key."""
+        if params.get("grant_type") != "client_credentials" or not params.get("client_id"):
+            raise SimError(11029, "invalid_arguments", reason="grant_type client_credentials with client_id")
+        scope = "connection mainaccount account:read trade:read_write wallet:read"
+        return {"access_token": "sim-token", "expires_in": 900, "refresh_token": "sim-refresh",
+                "scope": scope, "token_type": "bearer"}  # fmt: skip
 
     # ----------------------------------------------------------------- private: account
     def _account_summary(self, params: Params) -> dict[str, Any]:

@@ -135,6 +135,11 @@ class AccountSnapshot:
         return self.equity_coin * self.index_price
 
     @property
+    def clock_skew_s(self) -> float:
+        """Local clock minus the exchange's, in seconds, at the end of the snapshot."""
+        return (self.taken_at - self.server_time).total_seconds()
+
+    @property
     def margin_ratio(self) -> float:
         """Maintenance margin over equity (0 when flat; >= 1 means liquidation)."""
         return self.maintenance_margin_coin / self.equity_coin if self.equity_coin > 0 else float("inf")

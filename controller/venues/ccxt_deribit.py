@@ -311,6 +311,28 @@ class CcxtVenue:
             lambda orders: [parse_order(o["info"]) for o in orders],
         )
 
+    def access_profile(self) -> dict[str, Any]:
+        """What ``levctl doctor`` asks: a signed private read (are the credentials accepted?), the
+        account's currency, margin model and equity, and the key's scope from Deribit's ``public/auth``."""
+        cur = self.settings.currency
+        summary = self._call(
+            "read the account summary", lambda: self._exchange.privateGetGetAccountSummary({"currency": cur})
+        )
+        ex = self._exchange
+        auth = self._call(
+            "read the API key's scope",
+            lambda: ex.publicGetAuth(
+                {"grant_type": "client_credentials", "client_id": ex.apiKey, "client_secret": ex.secret}
+            ),
+        )
+        account = summary.get("result") or {}
+        return {
+            "currency": account.get("currency"),
+            "margin_model": account.get("margin_model"),
+            "equity": account.get("equity"),
+            "scope": (auth.get("result") or {}).get("scope"),
+        }
+
     # ----------------------------------------------------------------- plumbing
     def _ensure_markets(self) -> None:
         if not self._specs:

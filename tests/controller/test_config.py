@@ -43,7 +43,7 @@ def test_the_packaged_configs_are_the_ones_in_config(name):
         ({"venue": {"ccxt": {"api_secret": "x"}}}, "venue.ccxt.api_secret: unknown key"),
         (
             {"venue": {"sim": {"book": [{"kind": "option", "size": 1}]}}},
-            "venue.sim.book.0: value error, an option entry needs",
+            "venue.sim.book.0: an option entry needs",
         ),
         ({"policy": {"max_leverage": 6, "hard_cap": 5}}, "policy: max_leverage must not exceed hard_cap"),
         (

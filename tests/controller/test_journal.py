@@ -152,30 +152,48 @@ def test_runs_left_running_are_closed_as_crashed(tmp_path):
     journal.close()
 
 
-def test_a_log_that_cannot_be_written_is_a_journal_error(tmp_path):
-    import os
-
+def test_a_full_disk_is_a_journal_error(tmp_path):
+    """SQLite's own 'database or disk is full' (the file may grow no further), not a traceback."""
     import pytest
 
     from controller.journal import JournalError
 
     path = tmp_path / "j.db"
-    Journal(path).close()
-    os.chmod(path, 0o444)
-    try:
-        if os.access(path, os.W_OK):  # root writes anyway: make the log another program's database
-            os.chmod(path, 0o644)
-            path.write_bytes(b"this is not a database, it is a text file of more than a hundred bytes " * 4)
-        with pytest.raises(JournalError, match=f"the decision log {path} cannot be written"):
-            journal = Journal(path)
-            journal.start_run(
-                started_at=NOW,
-                mode="x",
-                venue="x",
-                config_source="x",
-                config_json="{}",
-                config_sha256="x",
-                version="x",
-            )
-    finally:
-        os.chmod(path, 0o644)
+    journal = Journal(path)
+    pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
+    journal.db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(JournalError, match=f"the decision log {path} cannot be written .*disk is full"):
+        for _ in range(1000):  # a few hundred runs fill the pages it has
+            _run(journal)
+    journal.close()
+
+
+def test_what_is_not_a_decision_log_is_refused_and_left_as_it_was(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from controller.journal import JournalError
+
+    text = tmp_path / "notes.db"
+    text.write_bytes(b"this is not a database, it is a text file of more than a hundred bytes " * 4)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table customers (name)")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = {
+        text: f"{text} is not a SQLite database",
+        other: f"{other} is not a levctl decision log .another program's database: customers.",
+        folder: f"{folder} is a directory",
+    }
+    before = {p: p.read_bytes() for p in (text, other)}
+    for path, words in cases.items():
+        with pytest.raises(JournalError, match=words):
+            Journal(path)
+    assert {p: p.read_bytes() for p in (text, other)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder",
+        "notes.db",
+        "other.db",
+    ]  # no -wal, no lock
