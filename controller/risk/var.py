@@ -20,6 +20,7 @@ the full revaluation says how much the book's convexity matters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ class HistoricalScenarios:
         key = (level, sign)
         if key not in self._tails:
             losses = -sign * self.price_moves
-            q = float(np.quantile(losses, level))
+            q = quantile(losses, level)
             beyond = np.flatnonzero(losses >= q)
             worst = tuple(int(i) for i in np.argsort(-losses, kind="stable")[:3])
             self._tails[key] = (
@@ -96,6 +97,18 @@ def daily_scenarios(
     return HistoricalScenarios(days, moves[keep], shifts[keep])
 
 
+def quantile(values: np.ndarray, level: float) -> float:
+    """``np.quantile(values, level)`` (linear interpolation between order statistics, numpy's
+    default and its rounding) from a partial sort: a tenth of its cost on a year of scenarios."""
+    n = values.size
+    h = (n - 1) * level
+    lo = math.floor(h)
+    hi = min(lo + 1, n - 1)
+    part = np.partition(values, (lo, hi))
+    a, b, t = float(part[lo]), float(part[hi]), h - lo
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+
+
 @lru_cache(maxsize=8192)
 def _utc_date(day: int) -> str:
     """YYYY-MM-DD of an epoch day (cached: the window's days are relabelled every day that completes)."""
@@ -109,7 +122,7 @@ def var_es(pnl: np.ndarray, *, level: float = 0.99) -> tuple[float, float]:
         raise ValueError("VaR needs at least one scenario")
     if not 0.5 < level < 1:
         raise ValueError(f"the VaR level must be in (0.5, 1), got {level}")
-    var = float(np.quantile(losses, level))
+    var = quantile(losses, level)
     es = float(np.mean(losses[losses >= var]))
     return max(var, 0.0), max(es, 0.0)
 
@@ -159,7 +172,7 @@ def historical_var(
     var_dgv, es_dgv = var_es(approx, level=level)
     worst = np.argsort(pnl, kind="stable")[:3]
     losses = -pnl
-    tail = np.flatnonzero(losses >= np.quantile(losses, level))
+    tail = np.flatnonzero(losses >= quantile(losses, level))
     at_var = tail[np.argmin(losses[tail])]  # the least loss at or beyond the VaR
     return VarFigures(
         level=level,

@@ -8,6 +8,7 @@ strings and are parsed here: a missing or malformed parameter is answered as Der
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,16 +141,28 @@ class DeribitApi:
         )
         count = max(0, math.floor((end - first) / step) + 1)
         skip = max(0, count - MAX_CANDLES)
-        rows = [self._candle(first + i * step, step) for i in range(skip, count)]
+        rows = self._candles([first + i * step for i in range(skip, count)], step)
         return {"data": rows, "continuation": ms(first + skip * step) if skip else None}
 
-    def _candle(self, start: datetime, step: timedelta) -> list[float]:
-        end = min(start + step, self.engine.now)
-        times, t = [start], start
-        while (t := self.engine.path.next_change_after(t) or end) < end:  # the path's steps inside
-            times.append(t)
-        vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in times]
-        return [ms(start), vols[0], max(vols), min(vols), vols[-1]]
+    def _candles(self, starts: list[datetime], step: timedelta) -> list[list[float]]:
+        """One candle per start: the path is constant between its changes, so the vol is read once at
+        the first start and at each change inside the window, and every candle takes its share."""
+        if not starts:
+            return []
+        now, path = self.engine.now, self.engine.path
+        points, t = [starts[0]], starts[0]
+        stop = min(starts[-1] + step, now)
+        while (t := path.next_change_after(t) or stop) < stop:
+            points.append(t)
+        vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in points]
+        rows = []
+        for start in starts:
+            end = min(start + step, now)
+            first = bisect_right(points, start) - 1
+            last = max(bisect_left(points, end), first + 1)
+            inside = vols[first:last]  # the vol at the start, then at each change before the end
+            rows.append([ms(start), inside[0], max(inside), min(inside), inside[-1]])
+        return rows
 
     def _auth(self, params: Params) -> dict[str, Any]:
         """``client_credentials`` only; the key's scope is what a Deribit key with "account read",
@@ -159,7 +172,7 @@ class DeribitApi:
             raise SimError(11029, "invalid_arguments", reason="grant_type client_credentials with client_id")
         scope = "connection mainaccount account:read trade:read_write wallet:read"
         return {"access_token": "sim-token", "expires_in": 900, "refresh_token": "sim-refresh",
-                "scope": scope, "token_type": "bearer"}  # fmt: skip
+                "scope": scope, "enabled_features": [], "token_type": "bearer"}  # fmt: skip
 
     # ----------------------------------------------------------------- private: account
     def _account_summary(self, params: Params) -> dict[str, Any]:

@@ -189,10 +189,15 @@ def test_on_the_real_history_the_default_book_meets_its_volatility_goal(tmp_path
     assert vt.tracking_error <= 0.11
     assert vt.vol_of_vol <= 0.11
     assert rows["controller"].trades / vt.years <= 40
-    # the baseline as docs/replay.md recorded it before σ̂ changed (σ̂ = σ_ref, its own ±15 % band)
-    assert fixed.vol == pytest.approx(0.863, abs=5e-4)
-    assert fixed.tracking_error == pytest.approx(0.312, abs=5e-4)
-    assert rows["fixed-leverage"].trades == 18
+    # the baseline is the comparison: it does not move when the controller's σ̂ and band are tuned
+    raw = load_config(None, embedded="replay-perpetual.toml").file.model_dump(mode="json")
+    raw["risk"].update(sigma_estimator="blend", realised_half_life_days=7)
+    raw["policy"]["band"] = 0.1
+    other = replay(
+        build_config(raw, source="tuned"), history, tmp_path / "other.db", roles=("fixed-leverage",)
+    )
+    (again,) = compare_replays(tmp_path / "other.db", other.replay_key)
+    assert again.figures == fixed and again.trades == rows["fixed-leverage"].trades
     assert vt.tracking_error < fixed.tracking_error / 2 and vt.vol_of_vol < fixed.vol_of_vol / 2
 
     result = CliRunner().invoke(cli, ["report", "--db", str(db), "--out", str(tmp_path / "rep")])

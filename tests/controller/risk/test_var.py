@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.risk.scenarios import Revaluation
 from controller.risk.var import HistoricalScenarios, daily_scenarios, historical_var, var_es
@@ -132,3 +134,14 @@ def test_the_linear_shortcut_gives_the_full_revaluations_figures(perp_usd):
         assert (fast.worst_days, fast.var_scenario) == (full.worst_days, full.var_scenario)
     else:
         assert fast.var_usd == fast.es_usd == 0.0
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=400),
+    st.floats(0.5, 0.9999),
+)
+def test_the_partial_sort_quantile_is_numpys(values, level):
+    from controller.risk.var import quantile
+
+    x = np.array(values)
+    assert quantile(x, level) == pytest.approx(float(np.quantile(x, level)), rel=1e-12, abs=1e-9)

@@ -73,3 +73,44 @@ def test_gaps_are_reported_not_filled(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ReplayError, match="cannot read market history"):
         load_replay_csv(tmp_path / "absent.csv")
+
+
+def _brute_force_candle(engine: SimExchange, start: datetime, step: timedelta) -> list[float]:
+    """A candle the slow way: the vol at the start and at every change of the path inside it."""
+    end = min(start + step, engine.now)
+    times, t = [start], start
+    while (t := engine.path.next_change_after(t) or end) < end:
+        times.append(t)
+    vols = [round(engine.vol_at(x) * 100.0, 6) for x in times]
+    return [int(start.timestamp() * 1000), vols[0], max(vols), min(vols), vols[-1]]
+
+
+@pytest.mark.parametrize("resolution, hours", [("1", 1), ("60", 12), ("3600", 30)])
+def test_volatility_candles_match_the_path_candle_by_candle(resolution, hours):
+    """get_volatility_index_data's candles, read once per change of the path, equal the candles
+    read point by point — on the real history (2-hour steps) and on the stochastic path (minutes)."""
+    from controller.sim.deribit_api import DeribitApi
+
+    replayed = SimExchange(
+        SimConfig(), path=ReplayPath(load_replay_csv(require_shared_file("btc_2h_dvol_funding.csv")))
+    )
+    stochastic = SimExchange(SimConfig())
+    for engine in (replayed, stochastic):
+        engine.advance_to(engine.now + timedelta(hours=hours + 3, minutes=7))
+        end = engine.now
+        start = end - timedelta(hours=hours)
+        reply = DeribitApi(engine).call(
+            "public/get_volatility_index_data",
+            {
+                "currency": "BTC",
+                "resolution": resolution,
+                "start_timestamp": int(start.timestamp() * 1000),
+                "end_timestamp": int(end.timestamp() * 1000),
+            },
+        )
+        step = timedelta(seconds=int(resolution) if resolution != "1D" else 86400)
+        assert reply["data"], "no candles"
+        for row in reply["data"]:
+            candle_start = datetime.fromtimestamp(row[0] / 1000, UTC)
+            assert row == _brute_force_candle(engine, candle_start, step)
+        assert len({row[4] for row in reply["data"]}) > 1 or engine is replayed  # the stochastic vol moves

@@ -160,6 +160,11 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     unlabelled = a["reduced"]["order"]["order_id"]  # Deribit's trade has a label only if its order had one
 
     yield "get_time", result("public__get_time"), api.call("public/get_time", {})
+    yield (
+        "auth",
+        result("public__auth"),
+        api.call("public/auth", {"grant_type": "client_credentials", "client_id": "levctl-sim"}),
+    )
     yield "get_currencies", result("public__get_currencies"), api.call("public/get_currencies", {})
     yield "get_instruments future", real_futures[0], instruments[future]
     yield "get_instruments perpetual", real_futures[1], instruments["BTC-PERPETUAL"]
