@@ -150,18 +150,22 @@ class DeribitApi:
         if not starts:
             return []
         now, path = self.engine.now, self.engine.path
-        points, t = [starts[0]], starts[0]
-        stop = min(starts[-1] + step, now)
-        while (t := path.next_change_after(t) or stop) < stop:
-            points.append(t)
+        points: list[datetime] = [starts[0]]
+        stop, last_start = min(starts[-1] + step, now), starts[-1]
+        while (t := path.next_change_after(points[-1])) is not None and (t < stop or t <= last_start):
+            points.append(t)  # every change inside a candle, or at a candle's start (the last may be now)
         vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in points]
+        first_ms, step_ms = ms(starts[0]), round(step.total_seconds() * 1000)
+        if len(points) == 1:  # no change inside the window (the usual case): every candle is flat
+            v = vols[0]
+            return [[first_ms + i * step_ms, v, v, v, v] for i in range(len(starts))]
         rows = []
-        for start in starts:
+        for i, start in enumerate(starts):
             end = min(start + step, now)
             first = bisect_right(points, start) - 1
             last = max(bisect_left(points, end), first + 1)
             inside = vols[first:last]  # the vol at the start, then at each change before the end
-            rows.append([ms(start), inside[0], max(inside), min(inside), inside[-1]])
+            rows.append([first_ms + i * step_ms, inside[0], max(inside), min(inside), inside[-1]])
         return rows
 
     def _auth(self, params: Params) -> dict[str, Any]:

@@ -258,25 +258,42 @@ class ReplayPath:
         self.data = data
         self.start = data.start
         self._last: tuple[datetime, MarketState] | None = None  # the engine asks for one time many times
+        self._row: tuple[int, MarketState] | None = None
+        self._times: dict[int, datetime] = {}  # row times as datetimes, for the rows in use
 
     def state_at(self, t: datetime) -> MarketState:
         if self._last is not None and self._last[0] == t:
             return self._last[1]
-        t_ms = t.timestamp() * 1000.0
-        i = max(0, int(np.searchsorted(self.data.times_ms, t_ms, side="right")) - 1)
+        i = max(0, int(np.searchsorted(self.data.times_ms, t.timestamp() * 1000.0, side="right")) - 1)
+        state = self._row_state(i)
+        self._last = (t, state)
+        return state
+
+    def _row_state(self, i: int) -> MarketState:
+        """The state of row ``i``, built once while the engine keeps asking about the same row."""
+        if self._row is not None and self._row[0] == i:
+            return self._row[1]
         state = MarketState(
-            time=datetime.fromtimestamp(self.data.times_ms[i] / 1000.0, UTC),
+            time=self._time_of(i),
             index=float(self.data.prices[i]),
             atm_vol=float(self.data.vol_index_pct[i]) / 100.0,
             perp_premium=float(self.data.funding_8h[i]),
         )
-        self._last = (t, state)
+        self._row = (i, state)
         return state
+
+    def _time_of(self, i: int) -> datetime:
+        cached = self._times.get(i)
+        if cached is None:
+            if len(self._times) > 64:
+                self._times.clear()
+            cached = self._times[i] = datetime.fromtimestamp(self.data.times_ms[i] / 1000.0, UTC)
+        return cached
 
     def next_change_after(self, t: datetime) -> datetime | None:
         times = self.data.times_ms
         i = int(np.searchsorted(times, t.timestamp() * 1000.0, side="right"))
-        return datetime.fromtimestamp(times[i] / 1000.0, UTC) if i < times.size else None
+        return self._time_of(i) if i < times.size else None
 
     def exhausted(self, t: datetime) -> bool:
         return t > self.data.end

@@ -85,8 +85,10 @@ def _brute_force_candle(engine: SimExchange, start: datetime, step: timedelta) -
     return [int(start.timestamp() * 1000), vols[0], max(vols), min(vols), vols[-1]]
 
 
-@pytest.mark.parametrize("resolution, hours", [("1", 1), ("60", 12), ("3600", 30)])
-def test_volatility_candles_match_the_path_candle_by_candle(resolution, hours):
+@pytest.mark.parametrize(
+    "resolution, hours, minutes", [("1", 1, 7), ("60", 12, 7), ("3600", 30, 7), ("60", 1, 0), ("3600", 4, 0)]
+)
+def test_volatility_candles_match_the_path_candle_by_candle(resolution, hours, minutes):
     """get_volatility_index_data's candles, read once per change of the path, equal the candles
     read point by point — on the real history (2-hour steps) and on the stochastic path (minutes)."""
     from controller.sim.deribit_api import DeribitApi
@@ -96,7 +98,7 @@ def test_volatility_candles_match_the_path_candle_by_candle(resolution, hours):
     )
     stochastic = SimExchange(SimConfig())
     for engine in (replayed, stochastic):
-        engine.advance_to(engine.now + timedelta(hours=hours + 3, minutes=7))
+        engine.advance_to(engine.now + timedelta(hours=hours + 3, minutes=minutes))  # 0: a row starts now
         end = engine.now
         start = end - timedelta(hours=hours)
         reply = DeribitApi(engine).call(
