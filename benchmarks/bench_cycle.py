@@ -241,7 +241,7 @@ def _floor(snap: Any, now: Any) -> Callable[[], object]:
     grid = deribit_pm_grid() + span_grid()
     scan = np.concatenate([[0.0], np.geomspace(1e-4, 9, 20), -np.geomspace(1e-4, 0.99, 20)])
     moves = 1.0 + np.concatenate([[s.price_move for s in grid], scan])
-    shifts = 1.0 + np.concatenate([[s.vol_shift for s in grid], np.zeros(scan.size)])
+    shifts = 1.0 + np.concatenate([[s.vol_shift for s in grid], np.zeros(scan.size)])  # per option: same work
 
     def floor() -> None:
         pricing.greeks(forward=fwd, strike=strike, t_years=t, vol=vol, is_call=w > 0)

@@ -122,7 +122,6 @@ class RiskConfig(_Strict):
     min_expiry_days: NonNegative = 1.0
     stress_k: Positive = 2.0
     stress_horizon_days: Positive = 1.0
-    pm_vol_shift: Annotated[float, Field(ge=0, lt=1)] = 0.25
     span_price_range: Annotated[float, Field(gt=0, lt=1)] = 0.25
     span_vol_range: Annotated[float, Field(ge=0, lt=1)] = 0.25
     span_extreme_cover: Annotated[float, Field(ge=0, le=1)] = 0.35

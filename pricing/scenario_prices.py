@@ -5,7 +5,9 @@ for the liquidation point.  :class:`ScenarioPricer` checks the options once when
 ``ln(F/K)``, ``σ·√t``, the signs and the discount factors, and then prices a whole grid of scenarios
 in one vectorised pass with nothing but the price's own arithmetic (no greeks, no broadcasting or
 validation per call).  Scenario ``i`` multiplies every forward by ``forward_factor[i]`` and every
-volatility by ``vol_factor[i]``; time does not pass.
+volatility by ``vol_factor[i]`` — or, with a 2-D ``vol_factor`` of shape (scenarios, options), option
+``j``'s volatility by ``vol_factor[i, j]`` (a shock that depends on the option, e.g. on its tenor as
+in Deribit's portfolio margin); time does not pass.
 
 Conventions and units are those of :mod:`pricing.black76` (DESIGN §2): forward and strike in USD,
 time in ACT/365 years, volatility and rate as decimals, prices in USD per unit of underlying.  The
@@ -73,26 +75,44 @@ class ScenarioPricer:
         self._dead = not bool((self._sd > 0.0).all())
 
     def prices(self, *, forward_factor: ArrayLike, vol_factor: ArrayLike) -> FloatArray:
-        """USD prices, shape ``(scenarios, options)``; factors are 1-D of one length (or scalars).
+        """USD prices, shape ``(scenarios, options)``.
 
-        ``forward_factor`` must be finite and > 0 (a move of −100 % or beyond has no forward),
-        ``vol_factor`` finite and >= 0.
+        ``forward_factor`` is 1-D (one per scenario, or a scalar), finite and > 0 (a move of −100 %
+        or beyond has no forward).  ``vol_factor`` (σ'/σ, finite and >= 0) is 1-D of the same length
+        (one per scenario, every option alike) or a scalar, or 2-D of shape (scenarios, options):
+        one per scenario and option.
         """
         ff = np.atleast_1d(np.asarray(forward_factor, dtype=float))
         vf = np.atleast_1d(np.asarray(vol_factor, dtype=float))
-        ff, vf = np.broadcast_arrays(ff, vf)
-        if ff.ndim != 1:
-            raise InvalidInputError("scenario factors must be 1-D")
+        if ff.ndim != 1 or vf.ndim > 2:
+            raise InvalidInputError("forward factors must be 1-D, vol factors 1-D or (scenarios, options)")
+        if vf.ndim == 2:
+            try:
+                rows = np.broadcast_shapes(ff.shape, vf.shape[:1])
+            except ValueError:
+                rows = ()
+            if vf.shape[1] != self.size or not rows:
+                raise InvalidInputError(
+                    f"vol factors of shape {vf.shape} do not fit {ff.size} scenarios × {self.size} options"
+                )
+            ff, vf = np.broadcast_to(ff, rows), np.broadcast_to(vf, (*rows, self.size))
+        else:
+            ff, vf = np.broadcast_arrays(ff, vf)
         if not ((ff > 0.0) & (ff < np.inf)).all() or not ((vf >= 0.0) & (vf < np.inf)).all():
             raise InvalidInputError("forward factors must be finite and > 0, vol factors finite and >= 0")
         return self.prices_of_valid(ff, vf)
 
     def prices_of_valid(self, forward_factor: FloatArray, vol_factor: FloatArray | None) -> FloatArray:
-        """:meth:`prices` for factors the caller has already checked: 1-D float arrays of one length,
-        forward factors finite and > 0, vol factors finite and >= 0, or None for volatility
-        unchanged (a search's inner loop)."""
+        """:meth:`prices` for factors the caller has already checked: forward factors a 1-D float
+        array, finite and > 0; vol factors finite and >= 0, a 1-D array of the same length, a 2-D one
+        of shape (scenarios, options), or None for volatility unchanged (a search's inner loop)."""
         ff, vf = forward_factor, vol_factor
-        sd = self._sd if vf is None else np.multiply.outer(vf, self._sd)
+        if vf is None:
+            sd = self._sd
+        elif vf.ndim == 2:
+            sd = vf * self._sd
+        else:
+            sd = np.multiply.outer(vf, self._sd)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d1 = np.add.outer(np.log(ff), self._log_fk)
             d1 /= sd

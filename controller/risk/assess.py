@@ -55,7 +55,6 @@ class RiskSettings:
     min_expiry_days: float = 1.0
     stress_k: float = 2.0  # m = k · σ̂ · √h
     stress_horizon_days: float = 1.0
-    pm_vol_shift: float = 0.25  # relative IV shock of the portfolio-margin grid
     span_price_range: float = 0.25
     span_vol_range: float = 0.25
     span_extreme_cover: float = 0.35
@@ -189,7 +188,7 @@ def assess(
         else settings.stress_k * sigma_hat * math.sqrt(settings.stress_horizon_days / 365.0)
     )
     grid = risk_grid(
-        pm_vol_shift=settings.pm_vol_shift,
+        currency=cur,
         span_price_range=settings.span_price_range,
         span_vol_range=settings.span_vol_range,
         span_extreme_cover=settings.span_extreme_cover,

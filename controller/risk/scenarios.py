@@ -1,7 +1,9 @@
 """Full revaluation of a book under price and volatility shocks (pure, vectorised).
 
 A scenario moves the index by ``price_move`` (relative: −0.16 is −16 %), every forward and futures
-mark with it, and multiplies every implied volatility by ``1 + vol_shift``.  Time does not pass.
+mark with it, and multiplies every implied volatility by ``1 + vol_shift`` — or, when it carries a
+``vol_shock`` (Deribit's portfolio margin), each option's volatility by a factor of its own tenor
+and IV (:class:`pricing.portfolio_margin.TenorVolShock`).  Time does not pass.
 P&L is the change of the account's equity in USD, collateral included: in a coin-margined account
 equity in coin changes by the inverse instruments' coin P&L and is then worth the new index::
 
@@ -12,9 +14,15 @@ equity in coin changes by the inverse instruments' coin P&L and is then worth th
 with ``p`` the Black-76 price (USD) at the position's mark IV; base and shocked prices come from
 the same model, so a scenario's P&L is never polluted by model-vs-mark differences.
 
-Grids: Deribit's portfolio-margin grid (price ±16 % in 9 points × vol up / unchanged / down, plus
-extended moves −66 %, −33 %, +50 %, +100 %) and CME SPAN's 16 scenarios (price 0, ±⅓, ±⅔, ±1 of the
-scan range, each with vol up and down, plus ±2× the range at a 35 % cover fraction).
+Grids: Deribit's portfolio-margin grid, from the parameters Deribit publishes (one place,
+:mod:`pricing.portfolio_margin`, which the simulator's PM margin reads too; BTC: price ±16 % in 9
+points × vol up / unchanged / down, the vol shocks scaled by each option's tenor, plus the extended
+moves −66 %, −33 %, +50 %, +100 %, +200 %, +300 %, +400 %, +500 % with vol up) and CME SPAN's 16
+scenarios (price 0, ±⅓, ±⅔, ±1 of the scan range, each with a uniform relative vol shift up and
+down, plus ±2× the range at a 35 % cover fraction).  The PM grid's scenarios are those of the
+margin; the margin's own aggregation (gains offset, the extended table's factor and dampener, a
+future held at the range's edge in the extended table, the roll shock and the contingencies) is not
+applied: the grid reports the book's P&L, docs/risk-and-policy.md says where the two differ.
 """
 
 from __future__ import annotations
@@ -32,16 +40,16 @@ from numpy.typing import ArrayLike
 from controller.risk.liquidation import DEFAULT_MAX_DOWN, DEFAULT_MAX_UP, first_crossing, scan
 from controller.venues import PositionSnapshot
 from pricing import Option, ScenarioPricer, Settlement, year_fraction
-
-DERIBIT_EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00)
+from pricing.portfolio_margin import EXTENDED_MOVES, PM_PARAMS, TenorVolShock, standard_moves
 
 
 @dataclass(frozen=True)
 class Scenario:
     label: str
     price_move: float
-    vol_shift: float
+    vol_shift: float  # relative, every option alike (0 when ``vol_shock`` gives each its own)
     weight: float = 1.0  # SPAN's extreme moves count at the cover fraction
+    vol_shock: TenorVolShock | None = None  # per option, by its tenor and IV (Deribit PM)
 
 
 class ScenarioResult(NamedTuple):  # a tuple: dozens are made every cycle
@@ -53,15 +61,23 @@ class ScenarioResult(NamedTuple):  # a tuple: dozens are made every cycle
         return self.pnl_usd * self.scenario.weight
 
 
-@lru_cache(maxsize=16)  # pure and immutable: built once per setting, not once per cycle
-def deribit_pm_grid(*, vol_shift: float = 0.25) -> tuple[Scenario, ...]:
-    moves = np.linspace(-0.16, 0.16, 9)
+@lru_cache(maxsize=16)  # pure and immutable: built once per currency, not once per cycle
+def deribit_pm_grid(*, currency: str = "BTC") -> tuple[Scenario, ...]:
+    """Deribit's PM scenarios for ``currency`` from its published parameters: the standard table
+    (``±price_range`` in ``buckets`` points × vol up / same / down), then the extended moves with
+    vol up; "up" and "down" shock each option by its tenor (:class:`TenorVolShock`)."""
+    if currency not in PM_PARAMS:
+        raise ValueError(
+            f"Deribit publishes portfolio-margin parameters for {sorted(PM_PARAMS)}, not {currency}"
+        )
+    params = PM_PARAMS[currency]
+    up, down = TenorVolShock("up", params), TenorVolShock("down", params)
     grid = [
-        Scenario(f"PM {m:+.0%} vol {label}", float(m), shift)
-        for m in moves
-        for label, shift in (("up", vol_shift), ("same", 0.0), ("down", -vol_shift))
+        Scenario(f"PM {m:+.0%} vol {label}", float(m), 0.0, vol_shock=shock)
+        for m in standard_moves(params=params)
+        for label, shock in (("up", up), ("same", None), ("down", down))
     ]
-    grid += [Scenario(f"PM extended {m:+.0%}", m, 0.0) for m in DERIBIT_EXTENDED_MOVES]
+    grid += [Scenario(f"PM extended {m:+.0%} vol up", m, 0.0, vol_shock=up) for m in EXTENDED_MOVES]
     return tuple(grid)
 
 
@@ -91,21 +107,40 @@ def span_grid(
 
 @dataclass(frozen=True, eq=False)
 class ScenarioGrid:
-    """Scenarios with their price moves, vol shifts and weights as arrays, ready for revaluation."""
+    """Scenarios with their price moves, vol shifts and weights as arrays, ready for revaluation;
+    the distinct per-option shocks, and for each scenario the index of its own (−1: uniform)."""
 
     scenarios: tuple[Scenario, ...]
     price_moves: np.ndarray
     vol_shifts: np.ndarray
     weights: np.ndarray
+    vol_shocks: tuple[TenorVolShock, ...] = ()
+    shock_index: np.ndarray | None = None
 
     @staticmethod
     def of(scenarios: Sequence[Scenario]) -> ScenarioGrid:
+        shocks = tuple(dict.fromkeys(s.vol_shock for s in scenarios if s.vol_shock is not None))
         return ScenarioGrid(
             tuple(scenarios),
             np.array([s.price_move for s in scenarios], dtype=float),
             np.array([s.vol_shift for s in scenarios], dtype=float),
             np.array([s.weight for s in scenarios], dtype=float),
+            shocks,
+            np.array([-1 if s.vol_shock is None else shocks.index(s.vol_shock) for s in scenarios])
+            if shocks
+            else None,
         )
+
+    def vol_factors(self, *, vol: np.ndarray, t_years: np.ndarray) -> np.ndarray:
+        """σ'/σ per scenario: shape (scenarios,) when every scenario shifts all options alike, else
+        (scenarios, options) for options of Black vol ``vol`` and ``t_years`` (ACT/365) to expiry."""
+        uniform = 1.0 + self.vol_shifts
+        if self.shock_index is None:
+            return uniform
+        factors = np.repeat(uniform[:, None], vol.size, axis=1)
+        for k, shock in enumerate(self.vol_shocks):
+            factors[self.shock_index == k] = shock.factors(vol=vol, t_years=t_years)
+        return factors
 
 
 class ScenarioResults(Sequence[ScenarioResult]):
@@ -142,11 +177,11 @@ class RevaluationFigures:
 
 @lru_cache(maxsize=16)
 def risk_grid(
-    *, pm_vol_shift: float, span_price_range: float, span_vol_range: float, span_extreme_cover: float
+    *, currency: str, span_price_range: float, span_vol_range: float, span_extreme_cover: float
 ) -> ScenarioGrid:
     """Deribit's portfolio-margin grid then CME SPAN's 16 scenarios, built once per setting."""
     return ScenarioGrid.of(
-        deribit_pm_grid(vol_shift=pm_vol_shift)
+        deribit_pm_grid(currency=currency)
         + span_grid(price_range=span_price_range, vol_range=span_vol_range, extreme_cover=span_extreme_cover)
     )
 
@@ -200,11 +235,13 @@ class Revaluation:
             if o.expiry not in years:
                 years[o.expiry] = max(year_fraction(start=as_of, end=o.expiry), 0.0)
         forward = np.array([_required(p.underlying_price, p.name, "underlying_price") for p in options])
+        self._opt_t = np.array([years[o.expiry] for o in contracts])
+        self._opt_vol = np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options])
         self._pricer = ScenarioPricer(
             forward=forward,
             strike=np.array([o.strike for o in contracts], dtype=float),
-            t_years=np.array([years[o.expiry] for o in contracts]),
-            vol=np.array([_required(p.mark_iv, p.name, "mark_iv") for p in options]),
+            t_years=self._opt_t,
+            vol=self._opt_vol,
             is_call=np.array([o.is_call for o in contracts], dtype=np.bool_),
             rate=rate,
         )
@@ -214,17 +251,30 @@ class Revaluation:
         self._opt_base: np.ndarray | None = None  # priced with the first revaluation, in the same pass
 
     def _factors(self, price_moves: ArrayLike, vol_shifts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """``1 + move`` and ``1 + shift``: shifts one per scenario or (scenarios, options)."""
         f = 1.0 + np.atleast_1d(np.asarray(price_moves, dtype=float))
-        v = 1.0 + np.atleast_1d(np.asarray(vol_shifts, dtype=float))
+        return self._checked(f, 1.0 + np.atleast_1d(np.asarray(vol_shifts, dtype=float)))
+
+    def _checked(self, f: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not (f.min(initial=1.0) > 0 and v.min(initial=1.0) >= 0):
             raise ValueError("price moves must stay above -100 % and vol shifts at or above -100 %")
+        if v.ndim == 2 and v.shape != (f.size, len(self.option_names)):
+            raise ValueError(f"per-option vol shifts must be (scenarios, options), got {v.shape}")
         return f, v
+
+    def grid_factors(self, grid: ScenarioGrid) -> tuple[np.ndarray, np.ndarray]:
+        """The grid's forward factors and vol factors (per option where a scenario has a shock)."""
+        v = 1.0 + grid.vol_shifts
+        if self._pricer is not None and grid.shock_index is not None:
+            v = grid.vol_factors(vol=self._opt_vol, t_years=self._opt_t)
+        return self._checked(1.0 + grid.price_moves, v)
 
     def _option_price_changes(self, f: np.ndarray, v: np.ndarray | None) -> np.ndarray:
         """``p' − p·f`` (inverse) or ``p' − p`` (linear), shape (scenarios, options); factors checked."""
         assert self._pricer is not None
         if self._opt_base is None:  # the base prices: a first row of the same pricing pass
-            v = None if v is None else np.concatenate([[1.0], v])
+            if v is not None:
+                v = np.concatenate([np.ones((1, *v.shape[1:])), v])
             prices = self._pricer.prices_of_valid(np.concatenate([[1.0], f]), v)
             base = prices[0]
             self._opt_base = base.copy()
@@ -241,7 +291,9 @@ class Revaluation:
         return change
 
     def contributions(self, price_moves: np.ndarray, vol_shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-position P&L (USD at the shocked index): arrays (scenarios, options), (scenarios, others)."""
+        """Per-position P&L (USD at the shocked index): arrays (scenarios, options), (scenarios, others).
+
+        ``vol_shifts``: one per scenario, or one per scenario and option (scenarios, options)."""
         f, v = self._factors(price_moves, vol_shifts)
         if self._pricer is None:
             options = np.zeros((f.size, 0))
@@ -260,8 +312,12 @@ class Revaluation:
     def pnl_usd(
         self, price_moves: Sequence[float] | np.ndarray, vol_shifts: Sequence[float] | np.ndarray
     ) -> np.ndarray:
-        """Change of account equity in USD for each scenario."""
+        """Change of account equity in USD for each scenario (``vol_shifts`` relative, one per
+        scenario or one per scenario and option: shape (scenarios, options))."""
         f, v = self._factors(price_moves, vol_shifts)
+        return self._pnl_of_factors(f, v)
+
+    def _pnl_of_factors(self, f: np.ndarray, v: np.ndarray) -> np.ndarray:
         collateral = self.equity_coin * self.index * (f - 1.0) if self.coin_margined else 0.0
         return collateral + self._positions_pnl(f, v)
 
@@ -275,7 +331,7 @@ class Revaluation:
 
     def run(self, scenarios: Sequence[Scenario] | ScenarioGrid) -> tuple[ScenarioResult, ...]:
         grid = scenarios if isinstance(scenarios, ScenarioGrid) else ScenarioGrid.of(scenarios)
-        pnl = self.pnl_usd(grid.price_moves, grid.vol_shifts)
+        pnl = self._pnl_of_factors(*self.grid_factors(grid))
         return tuple(ScenarioResult(s, p) for s, p in zip(grid.scenarios, pnl.tolist(), strict=True))
 
     def stressed_leverage(self, *, move: float, equity_usd: float) -> float:
@@ -305,9 +361,10 @@ class Revaluation:
         stress = () if stress_move is None else (stress_move, -stress_move)
         sides, scanned_moves = scan(DEFAULT_MAX_UP, DEFAULT_MAX_DOWN)
         searched = self._pricer is not None and self.equity_coin > maintenance_margin_coin
-        moves = np.concatenate([grid.price_moves, stress, scanned_moves if searched else ()])
-        shifts = np.concatenate([grid.vol_shifts, np.zeros(moves.size - grid.vol_shifts.size)])
-        f, v = self._factors(moves, shifts)
+        f_grid, v_grid = self.grid_factors(grid)
+        f = np.concatenate([f_grid, 1.0 + np.asarray(stress), 1.0 + scanned_moves if searched else ()])
+        v = np.ones((f.size, *v_grid.shape[1:]))  # the stressed and scanned moves: volatility unchanged
+        v[: f_grid.size] = v_grid
         options = None if self._pricer is None else self._option_price_changes(f, v)
         positions_pnl = (f - 1.0) * self._fut_coef_sum
         if options is not None:
@@ -340,21 +397,6 @@ class Revaluation:
         return RevaluationFigures(
             results, None if worst is None else results[worst], contributions, stressed, liquidation
         )
-
-    def _shares(self, f: float, options: np.ndarray | None, row: int, scenario: Scenario) -> dict[str, float]:
-        """Each position's weighted P&L in one scenario, from its row of the option price changes."""
-        shares: dict[str, float] = {}
-        if options is not None:
-            shares.update(
-                zip(
-                    self.option_names,
-                    (options[row] * self._opt_coef * scenario.weight).tolist(),
-                    strict=False,
-                )
-            )
-        futures = (f - 1.0) * self._fut_coef * scenario.weight
-        shares.update(zip(self.other_names, futures.tolist(), strict=False))
-        return shares
 
     def liquidation_move(
         self,

@@ -21,7 +21,6 @@ from controller.sim.listing import Listed
 from controller.sim.margin import future_margins, option_margins
 from controller.sim.model import SimConfig, SimQuote
 from controller.sim.portfolio_margin import (
-    PM_PARAMS,
     PMInstrument,
     RiskVectors,
     margins,
@@ -29,6 +28,7 @@ from controller.sim.portfolio_margin import (
     risk_vectors,
 )
 from pricing import year_fraction
+from pricing.portfolio_margin import PM_PARAMS
 
 Quotes = Mapping[str, SimQuote]
 

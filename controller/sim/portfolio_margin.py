@@ -14,8 +14,9 @@ revalued under scenarios and the worst loss is the margin.
 
 Parameters: ``private/pme/simulate`` publishes them (docs.deribit.com/api-reference/
 account-management/private-simulate, example of 2024-06-17 for BTC; a captured mainnet reply of
-2026-02-15 for ETH, in the public-code index as file 53105521535).  Both replies also publish their
-results, which the tests reproduce to the last digit:
+2026-02-15 for ETH, in the public-code index as file 53105521535); they live, with that citation,
+in :mod:`pricing.portfolio_margin`, where the controller's scenario grid reads them too.  Both
+replies also publish their results, which the tests reproduce to the last digit:
 
 * a position's P&L in coin for a move ``m`` is, for an inverse future of ``n`` coin, ``n·(1 − 1/(1+m))``;
   in the extended table a future keeps the P&L of the range's edge on its side;
@@ -43,56 +44,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pricing import black_price
+from pricing.portfolio_margin import (
+    EXTENDED_MOVES,
+    PortfolioMarginParams,
+    shocked_vols,
+    standard_moves,
+)
 
-EXTENDED_MOVES = (-0.66, -0.33, 0.50, 1.00, 2.00, 3.00, 4.00, 5.00)
 VOL_SCENARIOS = ("up", "same", "down")
-
-
-@dataclass(frozen=True)
-class PortfolioMarginParams:
-    price_range: float
-    volatility_range_up: float
-    volatility_range_down: float
-    min_volatility_for_shock_up: float
-    short_term_vega_power: float
-    long_term_vega_power: float
-    extended_table_factor: float
-    extended_dampener: float  # USD
-    pnl_offset: float  # the fraction of a gain that offsets losses
-    min_annualised_move: float  # the roll shock per coin of futures
-    mm_factor: float
-    buckets: int = 9
-
-
-# private/pme/simulate: BTC from Deribit's documented example, ETH from a captured mainnet reply
-PM_PARAMS = {
-    "BTC": PortfolioMarginParams(
-        price_range=0.16,
-        volatility_range_up=0.5,
-        volatility_range_down=0.25,
-        min_volatility_for_shock_up=0.5,
-        short_term_vega_power=0.3,
-        long_term_vega_power=0.13,
-        extended_table_factor=1.0,
-        extended_dampener=100_000.0,
-        pnl_offset=0.0,
-        min_annualised_move=0.01,
-        mm_factor=0.8,
-    ),
-    "ETH": PortfolioMarginParams(
-        price_range=0.18,
-        volatility_range_up=0.4,
-        volatility_range_down=0.25,
-        min_volatility_for_shock_up=0.5,
-        short_term_vega_power=0.3,
-        long_term_vega_power=0.13,
-        extended_table_factor=1.0,
-        extended_dampener=200_000.0,
-        pnl_offset=0.6,
-        min_annualised_move=0.005,
-        mm_factor=0.8,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -136,21 +95,14 @@ class PortfolioMargin:
         return round(self.worst_case, 9) + self.roll_shock
 
 
-def standard_moves(params: PortfolioMarginParams) -> np.ndarray:
-    return np.linspace(-params.price_range, params.price_range, params.buckets)
-
-
 def vol_shocks(iv: float, t_years: float, params: PortfolioMarginParams) -> tuple[float, float, float]:
     """(up, same, down) volatility of an option under the standard and extended scenarios."""
-    days = max(t_years * 365.0, 1.0)
-    power = params.short_term_vega_power if days < 30.0 else params.long_term_vega_power
-    scale = (30.0 / days) ** power
-    up = max(iv * (1.0 + params.volatility_range_up * scale), params.min_volatility_for_shock_up)
-    return up, iv, max(iv * (1.0 - params.volatility_range_down * scale), 0.0)
+    up, down = shocked_vols(vol=iv, t_years=t_years, params=params)
+    return float(up), iv, float(down)
 
 
 def risk_vectors(items: Sequence[PMInstrument], params: PortfolioMarginParams) -> RiskVectors:
-    moves = standard_moves(params)
+    moves = standard_moves(params=params)
     extended = np.array(EXTENDED_MOVES)
     standard_rows, extended_rows, roll = [], [], []
     for x in items:

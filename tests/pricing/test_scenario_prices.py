@@ -132,3 +132,48 @@ def test_the_search_entry_point_equals_the_checked_one():
     unchanged = pricer.prices(forward_factor=ff, vol_factor=1.0)
     assert np.array_equal(pricer.prices_of_valid(ff, None), unchanged)
     assert np.array_equal(pricer.prices_of_valid(ff, np.ones(3)), unchanged)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    data=st.data(),
+    rate=st.sampled_from([0.0, 0.05]),
+    ff=hnp.arrays(float, st.integers(1, 6), elements=st.floats(0.01, 10.0)),
+)
+def test_per_option_vol_factors_agree_with_black76_of_each_shocked_option(n, data, rate, ff):
+    uf, um, ut, uv, call, kind = data.draw(books(n))
+    f = 100.0 + 2e5 * uf
+    k = f * np.exp(-1.5 + 3.0 * um)
+    t = np.where(kind < 0.15, -ut, 3.0 * ut)
+    v = np.where(kind > 0.9, 0.0, 0.05 + 2.5 * uv)
+    vf = data.draw(hnp.arrays(float, (ff.size, n), elements=st.floats(0.0, 3.0)))
+    ours = ScenarioPricer(forward=f, strike=k, t_years=t, vol=v, is_call=call, rate=rate).prices(
+        forward_factor=ff, vol_factor=vf
+    )
+    theirs = pricing.black_price(
+        forward=np.multiply.outer(ff, f), strike=k, t_years=t, vol=vf * v, is_call=call, rate=rate
+    )
+    assert ours.shape == (ff.size, n)
+    assert_close(ours, theirs, f, k, ff)
+
+
+def test_a_per_option_factor_row_equal_for_all_options_is_the_uniform_shift():
+    pricer = ScenarioPricer(
+        forward=np.array([60_000.0, 60_000.0]),
+        strike=np.array([50_000.0, 70_000.0]),
+        t_years=np.array([0.02, 0.5]),
+        vol=np.array([0.7, 0.5]),
+        is_call=np.array([False, True]),
+    )
+    ff, vf = np.array([0.84, 1.0, 1.16]), np.array([1.5, 1.0, 0.75])
+    uniform = pricer.prices(forward_factor=ff, vol_factor=vf)
+    per_option = pricer.prices(forward_factor=ff, vol_factor=np.repeat(vf[:, None], 2, axis=1))
+    assert np.array_equal(per_option, uniform)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 2), (3, 2, 1)])
+def test_per_option_factors_of_the_wrong_shape_are_refused(shape):
+    pricer = ScenarioPricer(forward=[100.0, 100.0], strike=100.0, t_years=1.0, vol=0.5, is_call=True)
+    with pytest.raises(pricing.InvalidInputError):
+        pricer.prices(forward_factor=np.ones(3), vol_factor=np.ones(shape))

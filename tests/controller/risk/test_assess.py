@@ -92,8 +92,8 @@ def test_exchange_and_model_greeks_divergence_is_flagged():
 
 def test_scenarios_and_liquidation_are_reported():
     report = run(snapshot(equity_coin=2.0, perp_usd=-1_000_000.0, maintenance_margin=0.2))
-    assert len(report.scenarios) == 31 + 16
-    assert report.worst_scenario.scenario.price_move == 1.0  # +100 % hurts a short most
+    assert len(report.scenarios) == 9 * 3 + 8 + 16  # PM standard and extended tables, SPAN
+    assert report.worst_scenario.scenario.price_move == 5.0  # PM's +500 % hurts a short most
     assert report.worst_loss_usd < 0
     assert report.liquidation_move is not None and 0 < report.liquidation_move < 0.5
     assert report.margin_ratio == pytest.approx(0.1)

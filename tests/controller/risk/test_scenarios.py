@@ -10,15 +10,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pricing
-from controller.risk.scenarios import Revaluation, deribit_pm_grid, risk_grid, span_grid
+from controller.risk.scenarios import Revaluation, ScenarioGrid, deribit_pm_grid, risk_grid, span_grid
 from tests.controller.snapshots import NOW, option_position, perp_position
 
 INDEX = 80_000.0
 OPTIONS = ["BTC-27MAR26-80000-C", "BTC-27MAR26-80000-P", "BTC-24APR26-90000-C", "BTC-26JUN26-60000-P"]
 
 
+def pm_vol(iv, t, direction):
+    """Deribit's published BTC shocks, by hand: σ·(1 ± range·(30/d)^p), d >= 1, p = 0.3 below 30 days
+    and 0.13 from 30; range 0.5 up (floored at 0.5 vol), 0.25 down."""
+    d = max(t * 365, 1.0)
+    scale = (30 / d) ** (0.3 if d < 30 else 0.13)
+    return max(iv * (1 + 0.5 * scale), 0.5) if direction == "up" else iv * (1 - 0.25 * scale)
+
+
 def brute_force_pnl(positions, equity_coin, move, shift):
-    """One scenario, one position at a time, with scalar prices."""
+    """One scenario, one position at a time, with scalar prices; ``shift`` a relative vol shift or
+    "up"/"down" (Deribit's PM shocks by tenor)."""
     s_new = INDEX * (1 + move)
     coin, usd = 0.0, 0.0
     for p in positions:
@@ -40,7 +49,7 @@ def brute_force_pnl(positions, equity_coin, move, shift):
                     forward=f_new,
                     strike=inst.strike,
                     t_years=t,
-                    vol=p.mark_iv * (1 + shift),
+                    vol=pm_vol(p.mark_iv, t, shift) if isinstance(shift, str) else p.mark_iv * (1 + shift),
                     is_call=inst.is_call,
                 )
             )
@@ -66,18 +75,20 @@ def test_the_grid_equals_a_brute_force_loop(sizes, perp, equity, vols):
     grid = deribit_pm_grid() + span_grid()
     results = reval.run(grid)
     for result in results:
-        expected = brute_force_pnl(positions, equity, result.scenario.price_move, result.scenario.vol_shift)
+        scenario = result.scenario
+        shift = scenario.vol_shift if scenario.vol_shock is None else scenario.vol_shock.direction
+        expected = brute_force_pnl(positions, equity, scenario.price_move, shift)
         assert result.pnl_usd == pytest.approx(expected, rel=1e-9, abs=1e-6 * equity * INDEX)
 
 
 def test_grid_shapes():
-    pm = deribit_pm_grid(vol_shift=0.3)
-    assert len(pm) == 9 * 3 + 4
+    pm = deribit_pm_grid()
+    assert len(pm) == 9 * 3 + 8
     assert sorted({s.price_move for s in pm if "extended" not in s.label}) == pytest.approx(
         list(np.linspace(-0.16, 0.16, 9))
     )
-    assert sorted(s.price_move for s in pm if "extended" in s.label) == [-0.66, -0.33, 0.5, 1.0]
-    assert {s.vol_shift for s in pm} == {0.3, 0.0, -0.3}
+    assert sorted(s.price_move for s in pm if "extended" in s.label) == [-0.66, -0.33, 0.5, 1, 2, 3, 4, 5]
+    assert {s.vol_shift for s in pm} == {0.0}  # the shocks are per option (vol_shock)
     span = span_grid(price_range=0.2, vol_range=0.25, extreme_cover=0.35)
     assert len(span) == 16
     assert [s.weight for s in span].count(0.35) == 2
@@ -253,7 +264,7 @@ def test_the_liquidation_move_of_a_mixed_book_matches_a_dense_scan_and_brent(siz
 )
 def test_one_pass_gives_what_the_separate_revaluations_give(sizes, perp, equity, mm_share, stress):
     positions = mixed_book(sizes, perp)
-    grid = risk_grid(pm_vol_shift=0.25, span_price_range=0.25, span_vol_range=0.25, span_extreme_cover=0.35)
+    grid = risk_grid(currency="BTC", span_price_range=0.25, span_vol_range=0.25, span_extreme_cover=0.35)
     mm = mm_share * equity
 
     def book():
@@ -268,9 +279,8 @@ def test_one_pass_gives_what_the_separate_revaluations_give(sizes, perp, equity,
     )
     worst = min(results, key=lambda r: r.weighted_pnl_usd)
     assert got.worst.scenario == worst.scenario
-    options, others = separate.contributions(
-        np.array([worst.scenario.price_move]), np.array([worst.scenario.vol_shift])
-    )
+    f, v = separate.grid_factors(ScenarioGrid.of([worst.scenario]))
+    options, others = separate.contributions(f - 1.0, v - 1.0)
     shares = np.concatenate([options[0], others[0]]) * worst.scenario.weight
     assert list(got.worst_contributions.values()) == pytest.approx(shares.tolist(), rel=1e-12, abs=1e-6)
     if stress is None:

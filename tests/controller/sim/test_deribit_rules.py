@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from controller.sim import SimConfig, SimExchange
 from controller.sim.funding import FundingParams, funding_over, funding_rate
 from controller.sim.market import MarketState, StochasticVolParams
-from controller.sim.portfolio_margin import PM_PARAMS, PMInstrument, margins, portfolio_margin, risk_vectors
+from controller.sim.portfolio_margin import PMInstrument, margins, portfolio_margin, risk_vectors
 from controller.sim.replies import position_json
 from controller.sim.settlement import delivery_price, next_settlement_after
+from pricing.portfolio_margin import PM_PARAMS
 
 PERP = "BTC-PERPETUAL"
 FLAT_FUNDING = StochasticVolParams(funding_vol=0.0, funding0=0.0, funding_mean=0.0)
