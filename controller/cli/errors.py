@@ -22,6 +22,7 @@ USER_ERRORS = frozenset(
         "controller.lock.AlreadyRunningError",
         "controller.cli.positions_file.PositionsFileError",
         "controller.sim.market.ReplayError",
+        "controller.replay.walkforward.CalibrationError",
         "pricing._inputs.InvalidInputError",
         "pricing.book.BookError",
         "pricing.instruments.InstrumentNameError",

@@ -16,6 +16,7 @@ COMMANDS = {  # name → "module:attribute", in the order ``levctl --help`` list
     "log": "controller.cli.log:log_command",
     "report": "controller.cli.report:report",
     "replay": "controller.cli.replay:replay_command",
+    "calibrate": "controller.cli.calibrate:calibrate_command",
     "config": "controller.cli.run:config_group",
     "sim": "controller.cli.sim:sim",
     "book": "controller.cli.pricing:book",
