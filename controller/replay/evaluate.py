@@ -91,9 +91,10 @@ def window_figures(path: ControllerPath, windows: list[tuple[float, float]]) -> 
     * ``tracking_error`` — root-mean-square of (30-day vol − target) at the cycles inside;
     * ``vol_of_vol`` — the standard deviation of that 30-day vol there;
     * ``vol_ratio`` — the realised vol of equity over the returns inside, over the target;
-    * ``trades_per_year`` — filled orders inside per year of windows; ``max_drawdown`` — the worst
-      drawdown from a peak inside the same window.
+    * ``trades_per_year`` — filled orders inside per year of windows (overlaps count once);
+      ``max_drawdown`` — the worst drawdown from a peak inside one window.
     """
+    windows = merged(windows)  # a stress window inside the training window counts once
     t, equity = path.times_s, path.equity
     roll_t, roll_v = path.rolling()
     in_points = np.zeros(roll_t.size, dtype=bool)
@@ -120,6 +121,17 @@ def window_figures(path: ControllerPath, windows: list[tuple[float, float]]) -> 
         "trades_per_year": float(trades / years) if years > 0 else None,
         "max_drawdown": drawdown,
     }
+
+
+def merged(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of ``[start, end)`` intervals as disjoint intervals, in order."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(windows):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def replay_figures(config: Config, data: ReplayData) -> dict[str, Any]:

@@ -209,3 +209,28 @@ def test_the_dask_path_gives_the_local_answer(tmp_path: Path) -> None:
         )
     assert remote.engine == "dask" and local.engine == "local"
     assert [(t.params, t.objective) for t in remote.trials] == [(t.params, t.objective) for t in local.trials]
+
+
+def test_window_figures_on_a_path_of_known_volatility() -> None:
+    """Log returns of ±a every 4 hours: realised vol a / sqrt(4 h in years), in every window."""
+    import numpy as np
+
+    from controller.replay.evaluate import ControllerPath, window_figures
+
+    step = 4 * 3600.0
+    n = 6 * 200  # 200 days
+    a = 0.01
+    times = 1.7e9 + step * np.arange(n)
+    equity = 1000.0 * np.exp(a * (np.arange(n) % 2))  # up, down, up, down …
+    vol = a / np.sqrt(step / (365.0 * 86400.0))
+    trades = times[0] + np.array([5.0, 15.0, 50.0, 150.0]) * 86400.0
+    path = ControllerPath(times, equity, trades, target_vol=vol - 0.1, status="completed")
+    day = 86400.0
+    whole = (times[0], times[0] + 100 * day)
+    stress = (times[0] + 10 * day, times[0] + 20 * day)  # inside the whole: counted once
+    f = window_figures(path, [whole, stress])
+    assert f["tracking_error"] == pytest.approx(0.1, rel=1e-6)
+    assert f["vol_ratio"] == pytest.approx(vol / (vol - 0.1), rel=1e-6)
+    assert f["vol_of_vol"] == pytest.approx(0.0, abs=1e-6)
+    assert f["trades_per_year"] == pytest.approx(3 / (100 / 365.0))
+    assert f["max_drawdown"] == pytest.approx(1 - np.exp(-a))
