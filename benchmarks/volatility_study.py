@@ -7,6 +7,9 @@ the shared BTC history, split in two:
 * in sample, 2021-03-24 → 2023-12-31: the defaults are chosen here, and only here;
 * out of sample, 2024-01-01 → 2025-08-26: reported, never used to choose.
 
+``levctl calibrate`` (docs/calibration.md) searches the same parameters with Optuna, walk-forward;
+both replay and measure a candidate with :mod:`controller.replay.evaluate`.
+
 The choice: the lowest in-sample tracking error among the candidates with at most 40 trades a year
 and a full-period volatility within 5 % of the target.  Run from the repository root::
 
@@ -19,15 +22,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.config import build_config, load_config
-from controller.replay import compare_replays, replay
+from controller.config import load_config
+from controller.replay.evaluate import configured, replay_figures
 from controller.sim.market import load_replay_csv
 
 SPLIT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -62,29 +64,10 @@ def candidates() -> list[Candidate]:
 
 
 def run(candidate: Candidate, data: Any) -> dict[str, Any]:
+    """The candidate replayed (the controller alone) and measured as ``levctl replay`` measures it."""
     base = load_config(None, embedded="replay-perpetual.toml")
-    raw = base.file.model_dump(mode="json")
-    raw["risk"].update(candidate.risk)
-    raw["policy"]["band"] = candidate.band
-    config = build_config(raw, source=candidate.name)
-    with tempfile.TemporaryDirectory() as tmp:
-        outcome = replay(config, data, Path(tmp) / "study.db", roles=("controller",))
-        (row,) = compare_replays(Path(tmp) / "study.db", outcome.replay_key)
-    f = row.figures
-    years = f.years or float("nan")
-    return {
-        "vol": f.vol,
-        "vol_ratio": None if f.vol is None or row.target_vol is None else f.vol / row.target_vol,
-        "tracking_error": f.tracking_error,
-        "vol_of_vol": f.vol_of_vol,
-        "max_drawdown": f.max_drawdown,
-        "return_per_year": f.return_annualised,
-        "trades_per_year": row.trades / years,
-        "turnover_per_year": row.turnover_per_year,
-        "fees_usd": row.fees_usd,
-        "funding_paid_usd": None if row.funding_usd is None else -row.funding_usd,
-        "equity_end_usd": row.equity_end_usd,
-    }
+    values = {f"risk.{k}": v for k, v in candidate.risk.items()} | {"policy.band": candidate.band}
+    return replay_figures(configured(base, values, source=candidate.name), data)
 
 
 def eligible(figures: dict[str, Any]) -> bool:

@@ -148,6 +148,9 @@ def _loaded(code: str, names: tuple[str, ...]) -> list[str]:
         ("controller.cli", HEAVY),  # the command group names its commands; it imports none of them
         ("controller", HEAVY),
         ("pricing", ("controller",)),
+        ("controller.cli.calibrate", ("optuna", "distributed", "dask")),  # imported when a study runs
+        ("controller.cli.replay", ("optuna", "distributed", "dask")),
+        ("controller.replay", ("optuna", "distributed", "dask")),
     ],
 )
 def test_importing_a_module_does_not_load_what_it_does_not_use(module: str, absent: tuple[str, ...]) -> None:

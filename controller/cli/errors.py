@@ -26,6 +26,7 @@ USER_ERRORS = frozenset(
         "controller.review.logdb.LogReadError",
         "controller.review.notify.NotifyError",
         "controller.review.live.ServeError",
+        "controller.replay.walkforward.CalibrationError",
         "pricing._inputs.InvalidInputError",
         "pricing.book.BookError",
         "pricing.instruments.InstrumentNameError",

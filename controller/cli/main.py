@@ -17,6 +17,7 @@ COMMANDS = {  # name → "module:attribute", in the order ``levctl --help`` list
     "report": "controller.cli.report:report",
     "serve": "controller.cli.serve:serve",
     "replay": "controller.cli.replay:replay_command",
+    "calibrate": "controller.cli.calibrate:calibrate_command",
     "config": "controller.cli.run:config_group",
     "doctor": "controller.cli.doctor:doctor",
     "sim": "controller.cli.sim:sim",

@@ -97,7 +97,7 @@ def write_report(
         )
     if replays:
         parts.append(
-            _table(
+            html_table(
                 "Replays: the controller beside its baselines",
                 [{k: figure_text(k, v) for k, v in row.items()} for row in _with_bust(replays, summaries)],
             )
@@ -122,10 +122,10 @@ def write_report(
         *("run_id", "cycle_id", "label", "instrument", "side", "amount", "status"),
         *("filled_amount", "avg_price", "error"),
     )
-    parts.append(_table("Orders", [{k: o[k] for k in order_columns} for o in orders]))
-    parts.append(_table("Events (warnings and errors)", data.events))
+    parts.append(html_table("Orders", [{k: o[k] for k in order_columns} for o in orders]))
+    parts.append(html_table("Events (warnings and errors)", data.events))
     page = out / "report.html"
-    page.write_text(_page(title, "\n".join(parts)), encoding="utf-8")
+    page.write_text(html_page(title, "\n".join(parts)), encoding="utf-8")
     return page
 
 
@@ -153,7 +153,7 @@ def _summary_table(summaries: list[Summary]) -> str:
         "its equity reached zero; the figures after that point are not returns.</p>"
         for s in bust
     )
-    return _table("Summary, one column per run", rows) + note
+    return html_table("Summary, one column per run", rows) + note
 
 
 def _run_name(s: Summary) -> str:
@@ -170,8 +170,8 @@ def _breaches(data: LogData) -> str:
     return (
         "<h2>Advice and limit breaches</h2>"
         + text
-        + _table("Limit breaches", episodes, level=3)
-        + _table("Guard trips and failed cycles", data.trips, level=3)
+        + html_table("Limit breaches", episodes, level=3)
+        + html_table("Guard trips and failed cycles", data.trips, level=3)
     )
 
 
@@ -183,7 +183,7 @@ def _run_section(data: LogData, summary: Summary, out: Path) -> str:
     parts = [f"<h2>{html.escape(heading)}</h2>"]
     breaches = [e.as_dict() for e in data.breaches if e.run_id == summary.run][-20:]
     if breaches:
-        parts.append(_table(f"Run {summary.run}: limit breaches (last 20)", breaches, level=3))
+        parts.append(html_table(f"Run {summary.run}: limit breaches (last 20)", breaches, level=3))
     parts += [_image(f"run {summary.run}: {name}", path) for name, path in plots.items()]
     if not plots:
         parts.append("<p>Too few good cycles to plot.</p>")
@@ -197,7 +197,7 @@ def _image(caption: str, path: Path) -> str:
     return f"<figure>{image}<figcaption>{alt}</figcaption></figure>"
 
 
-def _table(caption: str, rows: list[dict[str, Any]], *, level: int = 2) -> str:
+def html_table(caption: str, rows: list[dict[str, Any]], *, level: int = 2) -> str:
     if not rows:
         return f"<h{level}>{html.escape(caption)}</h{level}><p>none</p>"
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
@@ -215,7 +215,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
