@@ -31,7 +31,7 @@ WORKFLOW = (  # how ``levctl --help`` groups the commands: by what a person is d
     ("Run (trade, or advise, on an account or the simulator)", ("run", "once", "config", "doctor")),
     ("Watch (while it runs)", ("serve", "log")),
     ("Review (after the fact)", ("report",)),
-    ("Research (market history)", ("replay",)),
+    ("Research (market history)", ("replay", "calibrate")),
     ("Tools (no account, no decision log)", ("sim", "book", "greeks", "iv")),
 )
 

@@ -68,7 +68,10 @@ def test_json_has_the_issues_shape_and_the_written_config_is_ready(tmp_path: Pat
     assert written.policy.band == pytest.approx(doc["best"]["params"]["policy.band"], rel=1e-3)
     assert written.file.risk == base.file.risk and written.policy.base_leverage == base.policy.base_leverage
     text = out.read_text()
-    assert text.startswith("# Written by levctl calibrate") and "# calibrated (configured: 0.15)" in text
+    assert (
+        text.startswith("# Written by levctl calibrate")
+        and f"# calibrated (configured: {base.policy.band:g})" in text
+    )
 
 
 @pytest.mark.slow

@@ -20,7 +20,9 @@ from controller.replay.walkforward import CalibrationError, plan_folds, score
 from controller.sim.market import load_replay_csv
 from tests.controller.replay.histories import START, write_history
 
-BASE = load_config(None, embedded="replay-perpetual.toml")
+BASE = configured(  # the σ̂ of the known answers: the replayed index, so flat DVOL means L* = L_base
+    load_config(None, embedded="replay-perpetual.toml"), {"risk.sigma_estimator": "implied"}, source="base"
+)
 
 
 def config_with(**calibrate: object):
