@@ -8,7 +8,6 @@ strings and are parsed here: a missing or malformed parameter is answered as Der
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,7 +145,8 @@ class DeribitApi:
 
     def _candles(self, starts: list[datetime], step: timedelta) -> list[list[float]]:
         """One candle per start: the path is constant between its changes, so the vol is read once at
-        the first start and at each change inside the window, and every candle takes its share."""
+        the first start and at each change inside the window; each candle opens at the vol in force at
+        its start, and only the candles a change falls inside need their high, low and close moved."""
         if not starts:
             return []
         now, path = self.engine.now, self.engine.path
@@ -155,17 +155,16 @@ class DeribitApi:
         while (t := path.next_change_after(points[-1])) is not None and (t < stop or t <= last_start):
             points.append(t)  # every change inside a candle, or at a candle's start (the last may be now)
         vols = [round(self.engine.vol_at(x) * 100.0, 6) for x in points]
-        first_ms, step_ms = ms(starts[0]), round(step.total_seconds() * 1000)
-        if len(points) == 1:  # no change inside the window (the usual case): every candle is flat
-            v = vols[0]
-            return [[first_ms + i * step_ms, v, v, v, v] for i in range(len(starts))]
-        rows = []
-        for i, start in enumerate(starts):
-            end = min(start + step, now)
-            first = bisect_right(points, start) - 1
-            last = max(bisect_left(points, end), first + 1)
-            inside = vols[first:last]  # the vol at the start, then at each change before the end
-            rows.append([first_ms + i * step_ms, inside[0], max(inside), min(inside), inside[-1]])
+        first_ms, step_ms, count = ms(starts[0]), round(step.total_seconds() * 1000), len(starts)
+        offsets = [ms(x) - first_ms for x in points]
+        rows: list[list[float]] = []
+        for k, v in enumerate(vols):  # the candles starting at or after change k and before change k + 1
+            until = count if k + 1 == len(vols) else min(count, -(-offsets[k + 1] // step_ms))
+            rows.extend([first_ms + i * step_ms, v, v, v, v] for i in range(len(rows), until))
+        for k in range(1, len(vols)):
+            if offsets[k] % step_ms:  # strictly inside candle i (the last candle ends at now, not later)
+                row = rows[offsets[k] // step_ms]
+                row[2], row[3], row[4] = max(row[2], vols[k]), min(row[3], vols[k]), vols[k]
         return rows
 
     def _auth(self, params: Params) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from controller.venues.errors import OrderRejectedError
 from pricing import Instrument
@@ -91,9 +91,9 @@ class Quote:
     observed_at: datetime
 
 
-@dataclass(frozen=True)
-class ChainQuote:
-    """An option of the chain, enough to interpolate a 30-day ATM implied volatility."""
+class ChainQuote(NamedTuple):
+    """An option of the chain, enough to interpolate a 30-day ATM implied volatility (a tuple, not
+    a dataclass: a cycle reads hundreds to thousands of them and a tuple is built 5x faster)."""
 
     name: str
     expiry: datetime

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from controller.venues.base import (
     AccountSnapshot,
     ChainQuote,
@@ -152,29 +154,50 @@ def parse_quote(info: Json, observed_at: datetime) -> Quote:
 
 def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[ChainQuote, ...]:
     """Options with a forward and a mark IV (given, or implied by the mark price when the line has
-    none: :mod:`.option_marks`); lines without a quote yet, or whose mark implies no IV, are left out."""
-    rows: list[_ChainRow] = []
-    stamps: dict[Any, datetime] = {}  # a reply's lines share a few timestamps
+    none: :mod:`.option_marks`); lines without a quote yet, or whose mark implies no IV, are left out.
+
+    The figures are read a column at a time (a chain has hundreds to thousands of lines each cycle);
+    only when a column holds something that is not a finite number are its lines read one by one, to
+    name the first bad figure."""
+    lines: list[tuple[str, Option, Json]] = []
     for info in summaries:
         name = str(info.get("instrument_name", ""))
         try:
             instrument = parse_deribit_name(name)
         except InstrumentNameError:
             continue
-        if not isinstance(instrument, Option) or not has_option_marks(info):
-            continue
-        iv = info.get("mark_iv")
-        raw = [info.get("underlying_price"), info.get("mark_price")] + ([] if iv is None else [iv])
-        forward, mark, *given = numbers(raw, name, _CHAIN_FIELDS[: len(raw)])
-        if forward <= 0 or (given and given[0] <= 0):
-            continue
+        if isinstance(instrument, Option) and has_option_marks(info):
+            lines.append((name, instrument, info))
+    if not lines:
+        return ()
+    raw_ivs = [info.get("mark_iv") for _, _, info in lines]
+    has_iv = np.fromiter((v is not None for v in raw_ivs), dtype=bool, count=len(lines))
+    try:
+        forward = np.array([info.get("underlying_price") for _, _, info in lines], dtype=float)
+        mark = np.array([info.get("mark_price") for _, _, info in lines], dtype=float)
+        given = np.array([1.0 if v is None else v for v in raw_ivs], dtype=float)
+        readable = bool(np.isfinite(forward).all() and np.isfinite(mark).all() and np.isfinite(given).all())
+    except (TypeError, ValueError):
+        readable = False
+    if not readable:
+        for name, _, info in lines:  # raises, naming the line and the figure
+            iv = info.get("mark_iv")
+            raw = [info.get("underlying_price"), info.get("mark_price")] + ([] if iv is None else [iv])
+            numbers(raw, name, _CHAIN_FIELDS[: len(raw)])
+    keep = np.flatnonzero((forward > 0) & (~has_iv | (given > 0))).tolist()
+    stamps: dict[Any, datetime] = {}  # a reply's lines share a few timestamps
+    rows: list[_ChainRow] = []
+    for i, f, m, v, iv_given in zip(
+        keep, forward[keep].tolist(), mark[keep].tolist(), given[keep].tolist(), has_iv[keep].tolist(), strict=True
+    ):
+        name, instrument, info = lines[i]
         stamp = info.get("creation_timestamp")
         observed = stamps.get(stamp)
         if observed is None:
             observed = stamps[stamp] = (
                 fallback_time if stamp is None else from_ms(stamp, f"{name}.creation_timestamp")
             )
-        rows.append((name, instrument, forward, mark, given[0] / 100.0 if given else None, observed))
+        rows.append((name, instrument, f, m, v / 100.0 if iv_given else None, observed))
     ivs = _chain_ivs(rows)
     return tuple(
         ChainQuote(
@@ -235,8 +258,11 @@ def parse_position(info: Json, line: Json | None, observed_at: datetime) -> Posi
     underlying = mark_iv = None
     if isinstance(instrument, Option):
         underlying, mark_iv = _option_marks(instrument, info, line, observed_at)
-    session = optional_number(info.get("floating_profit_loss"), f"{name}.floating_profit_loss")
-    total = optional_number(info.get("total_profit_loss"), f"{name}.total_profit_loss")
+    session, total = (
+        None if v is None else numbers([v], name, (f,))[0]
+        for f, v in (("floating_profit_loss", info.get("floating_profit_loss")),
+                     ("total_profit_loss", info.get("total_profit_loss")))
+    )  # fmt: skip
     return PositionSnapshot(
         name=name,
         instrument=instrument,
@@ -246,7 +272,9 @@ def parse_position(info: Json, line: Json | None, observed_at: datetime) -> Posi
         index_price=index,
         underlying_price=underlying,
         mark_iv=mark_iv,
-        exchange_greeks=ExchangeGreeks(**dict(zip(present, values[5:], strict=True))),
+        exchange_greeks=ExchangeGreeks(*values[5:]) if len(present) == 4 else ExchangeGreeks(
+            **dict(zip(present, values[5:], strict=True))
+        ),
         unrealized_pnl=(total if total is not None else session or 0.0),  # since entry
         realized_pnl=rpl,
         observed_at=observed_at,
@@ -261,12 +289,14 @@ def _option_marks(
     source = line if has_option_marks(line) else info
     assert source is not None
     name = option.name
-    forward = number(source.get("underlying_price"), f"{name}.underlying_price")
+    iv = source.get("mark_iv")
+    figure = ("mark_price", "underlying_price") if iv is None else ("mark_iv", "underlying_price")
+    value, forward = numbers([source.get(figure[0]), source.get("underlying_price")], name, figure)
     if forward <= 0:
         raise MalformedReplyError(f"exchange reply: {name}.underlying_price is not positive ({forward!r})")
-    if source.get("mark_iv") is not None:
-        return forward, number(source.get("mark_iv"), f"{name}.mark_iv") / 100.0
-    mark = number(source.get("mark_price"), f"{name}.mark_price")
+    if iv is not None:
+        return forward, value / 100.0
+    mark = value
     stamp = source.get("timestamp", source.get("creation_timestamp"))
     as_of = observed_at if stamp is None else from_ms(stamp, f"{name}.timestamp")
     return forward, mark_iv_from_price(option, mark_coin=mark, forward=forward, as_of=as_of)
@@ -324,7 +354,7 @@ def build_snapshot(
     parsed_positions = tuple(
         parse_position(p, lines.get(str(p.get("instrument_name"))), server_times["positions"])
         for p in positions
-        if number(p.get("size", 0.0), f"{p.get('instrument_name')}.size") != 0.0
+        if numbers([p.get("size", 0.0)], str(p.get("instrument_name")), ("size",))[0] != 0.0
     )
     equity, balance, initial, maintenance, available = numbers(
         [summary.get(f) for f in _ACCOUNT_FIELDS], None, [f"account {f}" for f in _ACCOUNT_FIELDS]
@@ -363,7 +393,11 @@ def _vol_index(reply: Json | None) -> dict[str, Any]:
     rows = reply.get("data") or []
     if not rows:
         raise MalformedReplyError("exchange reply: the volatility index has no data")
-    last = max(rows, key=lambda row: number(row[0], "volatility index time"))
+    times = [row[0] if isinstance(row, list) and row else None for row in rows]
+    if all(type(t) is int for t in times):  # the usual reply (integer ms): compared as they are
+        last = rows[max(range(len(rows)), key=times.__getitem__)]
+    else:
+        last = max(rows, key=lambda row: number(row[0], "volatility index time"))
     close = number(last[4], "volatility index close")
     if close <= 0:
         raise MalformedReplyError(f"exchange reply: the volatility index close is not positive ({close!r})")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from controller.sim import SimConfig, SimExchange
 from controller.sim.funding import FundingParams, funding_over, funding_rate
-from controller.sim.market import MarketState, StochasticVolParams
+from controller.sim.market import MarketState, ReplayData, ReplayPath, StochasticVolParams
 from controller.sim.portfolio_margin import PMInstrument, margins, portfolio_margin, risk_vectors
 from controller.sim.replies import position_json
 from controller.sim.settlement import delivery_price, next_settlement_after
@@ -72,6 +72,43 @@ def test_get_funding_rate_value_is_the_funding_accrued_over_the_window():
     assert funding_over(
         path, t0 + timedelta(hours=2), t0 + timedelta(hours=4), FundingParams()
     ) == pytest.approx(0.00025 * 2 / 8)
+
+
+def _replay_path(premiums: list[float], step_s: list[int]) -> ReplayPath:
+    times_ms = np.cumsum([1_700_000_000_000] + [s * 1000 for s in step_s[: len(premiums) - 1]]).astype(float)
+    n = times_ms.size
+    return ReplayPath(
+        ReplayData(
+            source="test",
+            times_ms=times_ms,
+            prices=np.full(n, 60_000.0),
+            vol_index_pct=np.full(n, 50.0),
+            funding_8h=np.asarray(premiums[:n], dtype=float),
+            gaps=(),
+        )
+    )
+
+
+@given(
+    premiums=st.lists(st.floats(-0.01, 0.01), min_size=2, max_size=30),
+    steps=st.lists(st.integers(60, 30 * 3600), min_size=29, max_size=29),
+    window=st.tuples(st.integers(-10 * 3600, 200 * 3600), st.integers(0, 48 * 3600)),
+)
+def test_a_replayed_path_accrues_by_table_exactly_what_a_walk_over_its_rows_gives(premiums, steps, window):
+    """Replays read the funding of a window from accrued sums; the walk over the rows is the reference
+    (windows before, across, inside and after the rows; a step path like the replay's)."""
+    path = _replay_path(premiums, steps)
+    rows = [
+        (datetime.fromtimestamp(t / 1000.0, UTC), p)
+        for t, p in zip(path.data.times_ms, path.data.funding_8h, strict=True)
+    ]
+    walked = StepPath([(rows[0][0] - timedelta(days=30), rows[0][1]), *rows])  # before the first row: row 0
+    start = rows[0][0] + timedelta(seconds=window[0])
+    end = start + timedelta(seconds=window[1])
+    params = FundingParams()
+    assert funding_over(path, start, end, params) == pytest.approx(
+        funding_over(walked, start, end, params), rel=1e-12, abs=1e-15
+    )
 
 
 # ------------------------------------------------------------------ settlement and delivery
