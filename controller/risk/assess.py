@@ -311,8 +311,9 @@ def _data_age(snapshot: AccountSnapshot, now: datetime) -> tuple[float, str, flo
         figures.append((f"position {oldest_position.name}", oldest_position.observed_at))
         figures.append((f"position {newest_position.name}", newest_position.observed_at))
     if snapshot.chain:
-        figures.append(("option chain", min(c.observed_at for c in snapshot.chain)))
-        figures.append(("option chain (newest)", max(c.observed_at for c in snapshot.chain)))
+        stamps = {c.observed_at for c in snapshot.chain}  # a chain's lines share a few times
+        figures.append(("option chain", min(stamps)))
+        figures.append(("option chain (newest)", max(stamps)))
     name, oldest = min(figures, key=itemgetter(1))
     newest_name, newest = max(figures, key=itemgetter(1))
     return (

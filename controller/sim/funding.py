@@ -83,12 +83,13 @@ class FundingTable:
         return self.accrued_at(end_s) - self.accrued_at(start_s) if end_s > start_s else 0.0
 
 
-_TABLES: weakref.WeakKeyDictionary[ReplayPath, dict[FundingParams, FundingTable]] = weakref.WeakKeyDictionary()
+_Tables = dict[FundingParams, FundingTable]
+_TABLES: weakref.WeakKeyDictionary[ReplayPath, _Tables] = weakref.WeakKeyDictionary()
 
 
 def _table(path: ReplayPath, params: FundingParams) -> FundingTable:
     tables = _TABLES.setdefault(path, {})
     if params not in tables:
-        data = path.data
-        tables[params] = FundingTable.of(times_s=data.times_ms / 1000.0, premiums=data.funding_8h, params=params)
+        times_s, premiums = path.data.times_ms / 1000.0, path.data.funding_8h
+        tables[params] = FundingTable.of(times_s=times_s, premiums=premiums, params=params)
     return tables[params]

@@ -187,9 +187,8 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
     keep = np.flatnonzero((forward > 0) & (~has_iv | (given > 0))).tolist()
     stamps: dict[Any, datetime] = {}  # a reply's lines share a few timestamps
     rows: list[_ChainRow] = []
-    for i, f, m, v, iv_given in zip(
-        keep, forward[keep].tolist(), mark[keep].tolist(), given[keep].tolist(), has_iv[keep].tolist(), strict=True
-    ):
+    columns = (forward[keep].tolist(), mark[keep].tolist(), given[keep].tolist(), has_iv[keep].tolist())
+    for i, f, m, v, iv_given in zip(keep, *columns, strict=True):
         name, instrument, info = lines[i]
         stamp = info.get("creation_timestamp")
         observed = stamps.get(stamp)
@@ -272,9 +271,9 @@ def parse_position(info: Json, line: Json | None, observed_at: datetime) -> Posi
         index_price=index,
         underlying_price=underlying,
         mark_iv=mark_iv,
-        exchange_greeks=ExchangeGreeks(*values[5:]) if len(present) == 4 else ExchangeGreeks(
-            **dict(zip(present, values[5:], strict=True))
-        ),
+        exchange_greeks=ExchangeGreeks(*values[5:])
+        if len(present) == 4
+        else ExchangeGreeks(**dict(zip(present, values[5:], strict=True))),
         unrealized_pnl=(total if total is not None else session or 0.0),  # since entry
         realized_pnl=rpl,
         observed_at=observed_at,
@@ -395,7 +394,7 @@ def _vol_index(reply: Json | None) -> dict[str, Any]:
         raise MalformedReplyError("exchange reply: the volatility index has no data")
     times = [row[0] if isinstance(row, list) and row else None for row in rows]
     if all(type(t) is int for t in times):  # the usual reply (integer ms): compared as they are
-        last = rows[max(range(len(rows)), key=times.__getitem__)]
+        last = rows[max(range(len(rows)), key=lambda i: times[i])]
     else:
         last = max(rows, key=lambda row: number(row[0], "volatility index time"))
     close = number(last[4], "volatility index close")

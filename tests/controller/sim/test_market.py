@@ -86,7 +86,8 @@ def _brute_force_candle(engine: SimExchange, start: datetime, step: timedelta) -
 
 
 @pytest.mark.parametrize(
-    "resolution, hours, minutes", [("1", 1, 7), ("60", 12, 7), ("3600", 30, 7), ("60", 1, 0), ("3600", 4, 0), ("60", 5, 59), ("1D", 80, 3)]
+    "resolution, hours, minutes",
+    [("1", 1, 7), ("60", 12, 7), ("3600", 30, 7), ("60", 1, 0), ("3600", 4, 0), ("60", 5, 59), ("1D", 80, 3)],
 )
 def test_volatility_candles_match_the_path_candle_by_candle(resolution, hours, minutes):
     """get_volatility_index_data's candles, read once per change of the path, equal the candles
