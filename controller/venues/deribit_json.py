@@ -394,7 +394,7 @@ def _vol_index(reply: Json | None) -> dict[str, Any]:
         raise MalformedReplyError("exchange reply: the volatility index has no data")
     times = [row[0] if isinstance(row, list) and row else None for row in rows]
     if all(type(t) is int for t in times):  # the usual reply (integer ms): compared as they are
-        last = rows[max(range(len(rows)), key=lambda i: times[i])]
+        last = rows[max(range(len(rows)), key=lambda i: int(times[i] or 0))]
     else:
         last = max(rows, key=lambda row: number(row[0], "volatility index time"))
     close = number(last[4], "volatility index close")
