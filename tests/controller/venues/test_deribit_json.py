@@ -169,6 +169,19 @@ def test_chain_skips_options_without_a_quote():
     assert [c.name for c in parse_chain(rows, NOW)] == ["BTC-30JAN26-90000-C"]
 
 
+@pytest.mark.parametrize(
+    "field, bad", [("underlying_price", "x"), ("mark_price", float("inf")), ("mark_iv", "n/a"), ("mark_price", None)]
+)
+def test_a_bad_figure_in_one_chain_line_is_named_even_among_many(field, bad):
+    """The chain is read a column at a time; a bad figure anywhere still names its line and field."""
+    rows = [{**OPTION_SUMMARY, "instrument_name": f"BTC-30JAN26-{k}-C"} for k in range(80_000, 100_000, 1000)]
+    rows[13] = {**rows[13], field: bad}
+    with pytest.raises(MalformedReplyError, match=rf"BTC-30JAN26-93000-C\.{field} is not"):
+        parse_chain(rows, NOW)
+    rows[13] = {**rows[13], field: OPTION_SUMMARY[field]}
+    assert len(parse_chain(rows, NOW)) == 20
+
+
 def test_orders():
     info = {
         "order_id": "7",

@@ -185,6 +185,26 @@ def test_the_volatility_index_is_read_in_either_unit():
     assert _snapshot(vol_index=percent).vol_index == pytest.approx(reply["data"][-1][4])
 
 
+@pytest.mark.parametrize("times", ["integers", "floats", "strings"])
+def test_the_volatility_index_is_the_latest_candle_whatever_the_order_and_type_of_its_times(times):
+    rows = [list(row) for row in result("public__get_volatility_index_data")["data"]]
+    latest = max(rows, key=lambda row: row[0])
+    rows = rows[1:] + rows[:1]  # the latest is no longer last
+    cast = {"integers": int, "floats": float, "strings": str}[times]
+    shuffled = {"data": [[cast(row[0]), *row[1:]] for row in rows], "continuation": None}
+    snap = _snapshot(vol_index=shuffled)
+    assert snap.vol_index == pytest.approx(latest[4])
+    assert snap.vol_index_observed_at == datetime.fromtimestamp(latest[0] / 1000, UTC)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), None, "soon"])
+def test_a_volatility_index_time_that_is_not_a_number_is_named(bad):
+    rows = [list(row) for row in result("public__get_volatility_index_data")["data"]]
+    rows[0][0] = bad
+    with pytest.raises(MalformedReplyError, match="volatility index time"):
+        _snapshot(vol_index={"data": rows, "continuation": None})
+
+
 # ------------------------------------------------------------------ instruments (FINDINGS §7)
 def test_tick_size_steps_decide_the_tick_of_a_price():
     spec = parse_instrument(result("public__get_instrument.option"))
