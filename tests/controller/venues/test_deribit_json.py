@@ -170,7 +170,8 @@ def test_chain_skips_options_without_a_quote():
 
 
 @pytest.mark.parametrize(
-    "field, bad", [("underlying_price", "x"), ("mark_price", float("inf")), ("mark_iv", "n/a"), ("mark_price", None)]
+    "field, bad",
+    [("underlying_price", "x"), ("mark_price", float("inf")), ("mark_iv", "n/a"), ("mark_price", None)],
 )
 def test_a_bad_figure_in_one_chain_line_is_named_even_among_many(field, bad):
     """The chain is read a column at a time; a bad figure anywhere still names its line and field."""
