@@ -24,6 +24,7 @@ from controller.journal import JournalError
 from controller.loop import Controller, ControllerHalted, CycleResult
 from controller.review.notify import Notifier, NotifySettings, apprise_sender, notify_urls, url_name
 from controller.review.render import console, print_cycle
+from controller.runtime import fewer_collections
 from controller.venues import VenueError
 
 
@@ -85,11 +86,12 @@ def run(
 
     def body() -> str:
         controller.start()
-        return controller.run(
-            cycles=config.run.cycles if cycles is None else cycles,
-            scheduler=schedule.Scheduler(),
-            should_stop=lambda: stop["asked"],
-        )
+        with fewer_collections():
+            return controller.run(
+                cycles=config.run.cycles if cycles is None else cycles,
+                scheduler=schedule.Scheduler(),
+                should_stop=lambda: stop["asked"],
+            )
 
     try:
         reason = _supervised(controller, body, logger)
