@@ -180,13 +180,15 @@ def portfolio_target(
     s = np.where(today < 0, -1.0, 1.0) if signs is None else np.where(np.asarray(signs) < 0, -1.0, 1.0)
     free = np.array([c not in frozen for c in currencies])
     reasons = [f"{c}: data stale, hedge frozen" for c in currencies if c in frozen]
-    shape, note = _shape(split, cov, s, today, free, list(currencies))
-    reasons += note
     frozen_part = np.where(free, 0.0, today)
-    k, why = _scale(shape, frozen_part, cov, target_vol * equity_usd)
-    reasons += why
-    k, why = _clamp(k, shape, frozen_part, equity_usd=equity_usd, low=min_leverage, high=max_leverage)
-    reasons += why
+    k, shape = 1.0, np.zeros(n)
+    if free.any():
+        shape, note = _shape(split, cov, s, today, free)
+        k, why = _scale(shape, frozen_part, cov, target_vol * equity_usd)
+        k, limit = _clamp(k, shape, frozen_part, equity_usd=equity_usd, low=min_leverage, high=max_leverage)
+        reasons += note + why + limit
+    else:
+        reasons.append("every currency frozen: no hedge changes")
     goal = k * shape + frozen_part
     contributions = risk_contributions(delta_usd=goal, sigma=sigma, correlation=correlation)
     goals = tuple(
@@ -214,19 +216,17 @@ def portfolio_target(
 
 
 def _shape(
-    split: str, cov: np.ndarray, s: np.ndarray, today: np.ndarray, free: np.ndarray, names: list[str]
+    split: str, cov: np.ndarray, s: np.ndarray, today: np.ndarray, free: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     """The free currencies' exposure to be scaled (zero on the frozen ones), and notes."""
     shape = np.zeros_like(today)
-    if not free.any():
-        return shape, ["every currency frozen: no hedge changes"]
     if split == "equal_risk":
         erc = equal_risk_shape(covariance=cov[np.ix_(free, free)], signs=s[free])
         if erc is not None:
             shape[free] = erc
             return shape, []
         note = "equal risk contributions have no solution with these signs: proportional split used"
-        return _shape("proportional", cov, s, today, free, names)[0], [note]
+        return _shape("proportional", cov, s, today, free)[0], [note]
     shape[free] = s[free] * np.abs(today[free])
     return shape, []
 
@@ -236,7 +236,7 @@ def _scale(
 ) -> tuple[float, list[str]]:
     """``k ≥ 0`` with ``(k·a + b)ᵀΣ(k·a + b) = T²``: ``A·k² + 2B·k + C − T² = 0``."""
     a, b, c = float(shape @ cov @ shape), float(shape @ cov @ fixed), float(fixed @ cov @ fixed)
-    if a <= 0:
+    if not a > (1e-12 * target_usd) ** 2:  # k would pass 10¹²: nothing there to scale
         return 1.0, ["the free currencies carry no volatility to scale: exposure kept"]
     disc = b * b - a * (c - target_usd**2)
     roots = (

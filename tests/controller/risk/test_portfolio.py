@@ -166,7 +166,11 @@ def test_when_the_frozen_exposure_alone_is_above_the_target_the_free_one_goes_to
     assert hedged.goal("BTC").goal_delta_usd == pytest.approx(-0.5 * 0.8 * 0.5e6 / 0.6, rel=1e-12)
     everything = target(frozen=frozenset(PAIR))
     assert [g.hedge_change_usd for g in everything.goals] == [0.0, 0.0]
-    assert "every currency frozen: no hedge changes" in everything.reasons
+    assert everything.reasons == (
+        "BTC: data stale, hedge frozen",
+        "ETH: data stale, hedge frozen",
+        "every currency frozen: no hedge changes",
+    )
 
 
 def test_the_portfolio_leverage_is_clamped_like_l_star():
