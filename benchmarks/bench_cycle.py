@@ -9,7 +9,7 @@ set so that the liquidation point lies 50–66 % away: the liquidation search th
 Phases, as the loop runs them: parse (the replies → a snapshot), risk (``assess``: book greeks, σ̂
 from the chain, 47 scenarios, stressed leverage, liquidation), policy and record (``decide``, the
 executor, the journal's record), journal (one SQLite transaction), with the garbage collector set as
-``levctl run`` sets it around its loop (:mod:`controller.runtime`).  The floor beside them, measured
+``levctl run`` sets it around its loop (:mod:`controller.loop.runtime`).  The floor beside them, measured
 in the same run, is the least arithmetic any implementation must do: one ``pricing.greeks`` call on
 the N − 1 options and one ``pricing.black_price`` call on them under the 47 scenarios and a 41-point
 liquidation scan.
@@ -141,7 +141,7 @@ def _set_liquidation_point(replies: dict[str, Any], now: Any) -> None:
 
 def bench_cycle(best_of: BestOf, repeats: int, sizes: tuple[int, ...] = SIZES) -> dict[str, float]:
     from controller.journal import Journal
-    from controller.runtime import fewer_collections
+    from controller.loop.runtime import fewer_collections
 
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -75,11 +75,13 @@ def cycle_record(
         "latency_ms": (time.perf_counter() - started) * 1e3,
         "rest_calls": snapshot.rest_calls,
         "advice": [a.text for a in decision.advice],
+        **single_currency_portfolio(report),
     }
     held = {p.name: p for p in snapshot.positions}
     positions = [
         {
             "instrument": r.name,
+            "currency": report.currency,
             "size": r.size,
             "mark_price": held[r.name].mark_price if r.name in held else None,
             "mark_iv": held[r.name].mark_iv if r.name in held else None,
@@ -98,6 +100,18 @@ def cycle_record(
         orders=list(execution.unsent),
         sent=[o.row_id for o in execution.orders if o.row_id is not None],
     )
+
+
+def single_currency_portfolio(report: RiskReport) -> dict[str, Any]:
+    """The portfolio's figures of a book in one currency (a portfolio of several overwrites them):
+    σ_book = |Δ_usd|·σ̂, and its leverages are the currency's own."""
+    return {
+        "book_vol_usd": None if report.sigma_hat is None else abs(report.delta_usd) * report.sigma_hat,
+        "correlation": {},
+        "portfolio_equity_usd": report.equity_usd,
+        "portfolio_leverage": report.leverage,
+        "risk_leverage": report.leverage_iv,
+    }
 
 
 def cycle_summary(n: int, report: RiskReport, decision: Decision, execution: ExecutionReport) -> str:

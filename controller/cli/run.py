@@ -22,9 +22,9 @@ from controller.cli.errors import EXIT_STOPPED, EXIT_USER_ERROR, user_errors
 from controller.config import Config, load_config
 from controller.journal import JournalError
 from controller.loop import Controller, ControllerHalted, CycleResult
+from controller.loop.runtime import fewer_collections
 from controller.review.notify import Notifier, NotifySettings, apprise_sender, notify_urls, url_name
 from controller.review.render import console, print_cycle
-from controller.runtime import fewer_collections
 from controller.venues import VenueError
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -203,4 +203,29 @@ def _v5(db: sqlite_utils.Database) -> None:
     cycles.create_index(["currency", "venue_time"], if_not_exists=True)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+def _v6(db: sqlite_utils.Database) -> None:
+    """The portfolio of several currencies: each cycle's book volatility and correlation, and the
+    currency of every position and order (older rows: from the instrument's name)."""
+    cycles = db.table("cycles")
+    for column, kind in (
+        ("book_vol_usd", float),  # σ_book = sqrt(Δᵀ Σ Δ), annualised USD, the whole book
+        ("correlation", str),  # JSON {"BTC/ETH": ρ} of the index returns' EWMA
+        ("portfolio_equity_usd", float),  # Σ of every currency's equity
+        ("portfolio_leverage", float),  # Σ|Δ_usd| / E
+        ("risk_leverage", float),  # σ_book / (E · σ_ref)
+        ("portfolio", str),  # JSON: the portfolio target and the named stresses, where computed
+    ):
+        cycles.add_column(column, kind)
+    for table in ("positions", "orders"):
+        db.table(table).add_column("currency", str)
+        db.execute(f"update {table} set currency = substr(instrument, 1, instr(instrument, '-') - 1)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+    5: _v5,
+    6: _v6,
+}

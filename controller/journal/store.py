@@ -355,6 +355,7 @@ def order_row(o: TrackedOrder) -> dict[str, Any]:
             "cycle_n": o.cycle_n,
             "label": o.label,
             "instrument": o.instrument,
+            "currency": o.instrument.split("-", 1)[0],
             "side": o.side.value,
             "amount": o.amount,
             "type": "market",
@@ -423,6 +424,7 @@ def _like(prefix: str) -> str:
 
 POSITION_COLUMNS = (
     "instrument",
+    "currency",
     "size",
     "mark_price",
     "mark_iv",

@@ -165,8 +165,14 @@ def decide(
     now: datetime,
     kill_switch: bool = False,
     in_flight: tuple[InFlightOrder, ...] = (),
+    portfolio_target: float | None = None,
 ) -> tuple[Decision, PolicyState]:
-    """The decision for this cycle, and the policy state to carry to the next."""
+    """The decision for this cycle, and the policy state to carry to the next.
+
+    ``portfolio_target`` (unsigned leverage of this currency's own equity) replaces ``L*`` when a
+    portfolio of several currencies sets each one's exposure (:mod:`controller.portfolio`); it is
+    clamped to ``[min_leverage, max_leverage]`` like ``L*``.
+    """
     peak = max(state.peak_equity_usd or 0.0, report.equity_usd)
     fresh = report.data_age_s <= guards.max_data_age_s
     new_state = PolicyState(  # built directly: dataclasses.replace costs more than the policy itself
@@ -175,7 +181,7 @@ def decide(
         last_rebalance_at=state.last_rebalance_at,
         last_index=report.index_price if fresh else state.last_index,
     )
-    target, low, high = _band(report, settings)
+    target, low, high = _band(report, settings, portfolio_target)
     why_reducing = _reducing_reasons(report, guards)
     reducing = bool(why_reducing)
     advice = options_advice(report, snapshot, limits)
@@ -309,14 +315,19 @@ def size_hedge(
     )
 
 
-def _band(report: RiskReport, settings: PolicySettings) -> tuple[float | None, float | None, float | None]:
+def _band(
+    report: RiskReport, settings: PolicySettings, portfolio_target: float | None = None
+) -> tuple[float | None, float | None, float | None]:
     if settings.mode is Mode.NEUTRAL:
         return 0.0, -settings.neutral_band_usd, settings.neutral_band_usd
     if report.sigma_hat is None:
         return None, None, None
-    target = target_leverage(
-        sigma_hat=report.sigma_hat, reference_vol=report.reference_vol, settings=settings
-    )
+    if portfolio_target is None:
+        target = target_leverage(
+            sigma_hat=report.sigma_hat, reference_vol=report.reference_vol, settings=settings
+        )
+    else:
+        target = min(settings.max_leverage, max(settings.min_leverage, abs(portfolio_target)))
     # the band never reaches past the hard cap: L*(1 + b) may exceed it when L* is near L_max
     lo, hi = target * (1 - settings.band), min(target * (1 + settings.band), settings.hard_cap)
     if settings.mode is Mode.SHORT:

@@ -19,15 +19,21 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
     db["meta"].insert({"key": "schema_version", "value": "1"})
     db["runs"].insert({"started_at": "2025-12-01T00:00:00", "mode": "paper", "venue": "sim"})
     for i, status in enumerate(("filled", "unknown", "open", "error", "rejected")):
-        db["orders"].insert({"run_id": 1, "label": f"lv-old-1-{i}", "status": status, "side": "buy"})
+        db["orders"].insert(
+            {"run_id": 1, "label": f"lv-old-1-{i}", "status": status, "side": "buy"}
+            | ({"instrument": "ETH-PERPETUAL"} if i == 0 else {})
+        )
     db.close()
     journal = Journal(path)
-    assert journal.schema_version == SCHEMA_VERSION == 5
+    assert journal.schema_version == SCHEMA_VERSION == 6
     assert any(i.columns == ["label"] for i in journal.db["orders"].indexes)  # added by version 2
     assert "replay_key" in journal.db["replays"].columns_dict  # added by version 3
     assert {"valid_until", "lookups", "resolved_by"} <= set(journal.db["orders"].columns_dict)  # version 4
     assert "order_events" in journal.db.table_names() and "skew_s" in journal.db["cycles"].columns_dict
     assert {"var_usd", "es_usd", "sigma_realised", "carried_state"} <= set(journal.db["cycles"].columns_dict)
+    assert {"book_vol_usd", "correlation", "risk_leverage"} <= set(journal.db["cycles"].columns_dict)  # 6
+    currencies = [r["currency"] for r in journal.db.query("select currency from orders order by id")]
+    assert currencies == ["ETH", None, None, None, None]  # from the instrument's name, where there is one
     # rows written before the write-ahead journal were never followed: none of them is in flight now
     statuses = [r["status"] for r in journal.db.query("select status from orders order by id")]
     assert statuses == ["filled", "unresolved", "unresolved", "unresolved", "rejected"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from controller.runtime import CYCLE_GC_THRESHOLDS, fewer_collections
+from controller.loop.runtime import CYCLE_GC_THRESHOLDS, fewer_collections
 
 
 def test_fewer_collections_inside_the_block_and_the_previous_settings_after_it():

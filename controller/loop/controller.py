@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 import schedule
 
@@ -41,7 +41,6 @@ from controller.config import Config
 from controller.execution import (
     DryRunExecutor,
     Event,
-    ExecutionReport,
     OrderExecutor,
     Resolver,
     for_policy,
@@ -50,6 +49,7 @@ from controller.execution import (
     run_key_suffix,
 )
 from controller.journal import CycleRecord, Journal, JournalError
+from controller.loop.cycles import ControllerHalted, CycleResult, Observed, PortfolioShare, ReadVenue
 from controller.orders import OrderState, TrackedOrder, describe
 from controller.records import (
     Notice,
@@ -77,46 +77,13 @@ from controller.venues import (
     InstrumentSpec,
     OrderReport,
     TemporaryVenueError,
-    TradeReport,
     UnknownInstrumentError,
     VenueError,
     call_with_retries,
 )
 
+T = TypeVar("T")
 HALTS = (AccessDeniedError, UnknownInstrumentError, AccountStateError)  # repetition cannot fix these
-
-
-class ReadVenue(Protocol):
-    """What the loop may ask of any venue; sending is only through an executor."""
-
-    name: str
-
-    def load_instruments(self) -> Mapping[str, InstrumentSpec]: ...
-
-    def snapshot(self) -> AccountSnapshot: ...
-
-    def get_order(self, *, order_id: str | None = None, label: str | None = None) -> OrderReport | None: ...
-
-    def trades_by_label(self, label: str, instrument: str) -> list[TradeReport]: ...
-
-    def server_time(self) -> datetime: ...
-
-    def open_orders(self) -> list[OrderReport]: ...
-
-
-class ControllerHalted(Exception):
-    """Trading stopped for a reason repetition cannot fix: a person must act (bad credentials …)."""
-
-
-@dataclass
-class CycleResult:
-    n: int
-    decision: Decision | None
-    report: RiskReport | None
-    snapshot: AccountSnapshot | None
-    execution: ExecutionReport | None
-    error: str | None
-    cycle_id: int
 
 
 @dataclass
@@ -310,8 +277,17 @@ class Controller:
         if self.advance is not None and n > 1:
             self.advance()
         now = self.clock()
+        return self.guarded(
+            n, now, started, events, lambda: self.act(n, now, started, events, self.observe(events))
+        )
+
+    def guarded(
+        self, n: int, now: datetime, started: float, events: list[Event], step: Callable[[], T]
+    ) -> T | CycleResult:
+        """A step of cycle ``n`` at the cycle boundary: a failure is recorded and the loop goes on,
+        what repetition cannot fix halts (:data:`HALTS`, a decision log that cannot be written)."""
         try:
-            return self._cycle(n, now, started, events)
+            return step()
         except ControllerHalted:
             raise
         except JournalError as exc:
@@ -321,12 +297,27 @@ class Controller:
         except Exception as exc:  # the cycle boundary: record it, and the loop goes on
             return self._failed(n, now, started, events, exc)
 
-    def _cycle(self, n: int, now: datetime, started: float, events: list[Event]) -> CycleResult:
+    def observe(self, events: list[Event]) -> Observed:
+        """The account as the venue holds it (orders in flight settled first) and its risk report."""
         snapshot = self._with_retries(self.venue.snapshot, events)
         if self._settle_in_flight(snapshot, events):
             # fills just learnt of may have happened after that snapshot: decide on one taken after them
             snapshot = self._with_retries(self.venue.snapshot, events)
         report, risk_state = assess(snapshot, self.config.risk, self.risk_state, now=snapshot.server_time)
+        return Observed(snapshot, report, risk_state)
+
+    def act(
+        self,
+        n: int,
+        now: datetime,
+        started: float,
+        events: list[Event],
+        observed: Observed,
+        portfolio: PortfolioShare | None = None,
+    ) -> CycleResult:
+        """Decide on what was observed (with this currency's share of a portfolio target, if any),
+        execute, and record the cycle."""
+        snapshot, report, risk_state = observed
         decision, policy_state = decide(
             report,
             snapshot,
@@ -338,6 +329,7 @@ class Controller:
             now=now,
             kill_switch=self.kill_switch(),
             in_flight=tuple(for_policy(o) for o in self.in_flight),
+            portfolio_target=None if portfolio is None else portfolio.target_leverage,
         )
         self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(
@@ -351,7 +343,9 @@ class Controller:
                 ("warning", "clock_skew", f"the local clock is {skew:+.1f} s off the exchange's (usOut)")
             )
         record = cycle_record(self.run_id, n, now, snapshot, report, decision, execution, started)
-        record.row.update(skew_s=skew, in_flight=len(self.in_flight))
+        record.row.update(
+            skew_s=skew, in_flight=len(self.in_flight), **({} if portfolio is None else portfolio.row)
+        )
         if self.carry_state:
             record.row["carried_state"] = carried_state_json(
                 risk_state.sigma, policy_state, currency=snapshot.currency
