@@ -8,15 +8,16 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from controller.execution import ExecutionReport
-from controller.journal import CycleRecord
+from controller.journal import CycleRecord, Journal
 from controller.orders import TrackedOrder
-from controller.risk import Decision, PolicyState, RiskReport, VolState
+from controller.risk import Decision, PolicyState, RiskReport, RiskState, VolState
 from controller.risk.realised import VarianceEwma
 from controller.risk.sigma import SigmaState
+from controller.risk.var import DailyCloses, record_close
 from controller.venues import AccountSnapshot
 
 
@@ -178,3 +179,31 @@ def _restore(kind: Any, values: dict[str, Any]) -> Any:
     return kind(
         **{k: datetime.fromisoformat(v) if k in times and v is not None else v for k, v in values.items()}
     )
+
+
+def resume_saved_state(
+    journal: Journal, currency: str, var_window_days: int, *, now: datetime
+) -> tuple[RiskState, PolicyState, str] | None:
+    """The risk and policy state the log's last cycle in ``currency`` saved, with the daily closes
+    rebuilt from its index history, and a line saying what was resumed; None when nothing was saved."""
+    saved = journal.last_carried_state(currency)
+    if saved is None:
+        return None
+    cycle_id, text = saved
+    _, sigma, policy = restore_carried_state(text)
+    since = (sigma.realised.last_at or now) - timedelta(days=var_window_days + 2)
+    history = DailyCloses()
+    for row in journal.index_history(currency, since=since):
+        history = record_close(
+            history,
+            at=datetime.fromisoformat(row["venue_time"]),
+            index=row["index_price"],
+            implied=row["sigma_implied"],
+            window_days=var_window_days,
+        )
+    latch = f"; the drawdown halt stays: {policy.halted_reason}" if policy.halted_reason else ""
+    message = (
+        f"resumed the state of cycle {cycle_id}: σ̂'s history, {len(history.days)} daily closes, "
+        f"peak equity {policy.peak_equity_usd or 0:,.0f} USD{latch}"
+    )
+    return RiskState(sigma, history), policy, message

@@ -31,7 +31,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import schedule
@@ -50,13 +50,14 @@ from controller.execution import (
 )
 from controller.journal import CycleRecord, Journal, JournalError
 from controller.loop.cycles import ControllerHalted, CycleResult, Observed, PortfolioShare, ReadVenue
+from controller.loop.runtime import run_on_schedule
 from controller.orders import OrderState, TrackedOrder, describe
 from controller.records import (
     Notice,
     carried_state_json,
     cycle_record,
     cycle_summary,
-    restore_carried_state,
+    resume_saved_state,
 )
 from controller.risk import (
     AccountStateError,
@@ -69,7 +70,6 @@ from controller.risk import (
     check,
     decide,
 )
-from controller.risk.var import DailyCloses, record_close
 from controller.venues import (
     AccessDeniedError,
     AccountSnapshot,
@@ -83,6 +83,13 @@ from controller.venues import (
 )
 
 T = TypeVar("T")
+
+
+def currency_of(instrument: str) -> str:
+    """The currency a Deribit instrument belongs to: ``ETH-PERPETUAL`` → ETH, ``BTC_USDC-…`` → BTC."""
+    return instrument.split("-", 1)[0].split("_", 1)[0]
+
+
 HALTS = (AccessDeniedError, UnknownInstrumentError, AccountStateError)  # repetition cannot fix these
 
 
@@ -141,6 +148,15 @@ class Controller:
             "start",
             f"run {self.run_id} ({self.mode}) on {self.venue.name}, config {self.config.source}",
         )
+        self._prepare()
+
+    def join(self, run_id: int, run_key: str) -> None:
+        """Take part in a run another controller started (one currency of a portfolio)."""
+        self.run_id, self.run_key = run_id, run_key
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The venue's instruments, the state the log saved, orders in flight and stray orders."""
         try:
             self.specs = self._with_retries(self.venue.load_instruments, [])
             if self.config.venue.hedge_instrument not in self.specs:
@@ -173,35 +189,17 @@ class Controller:
     def _resume_state(self) -> None:
         """σ̂'s EWMAs, peak equity and the drawdown latch where the log's last cycle left them, and the
         daily closes VaR needs: a restart continues instead of starting cold."""
-        currency = self.config.venue.currency
-        saved = self.journal.last_carried_state(currency)
-        if saved is None:
-            return
-        cycle_id, text = saved
-        _, sigma, policy = restore_carried_state(text)
-        risk = self.config.risk
-        since = (sigma.realised.last_at or self.clock()) - timedelta(days=risk.var_window_days + 2)
-        history = DailyCloses()
-        for row in self.journal.index_history(currency, since=since):
-            history = record_close(
-                history,
-                at=datetime.fromisoformat(row["venue_time"]),
-                index=row["index_price"],
-                implied=row["sigma_implied"],
-                window_days=risk.var_window_days,
-            )
-        self.risk_state, self.policy_state = RiskState(sigma, history), policy
-        latch = f"; the drawdown halt stays: {policy.halted_reason}" if policy.halted_reason else ""
-        self._event(
-            "info",
-            "state_resumed",
-            f"resumed the state of cycle {cycle_id}: σ̂'s history, {len(history.days)} daily closes, "
-            f"peak equity {policy.peak_equity_usd or 0:,.0f} USD{latch}",
+        resumed = resume_saved_state(
+            self.journal, self.config.venue.currency, self.config.risk.var_window_days, now=self.clock()
         )
+        if resumed is not None:
+            self.risk_state, self.policy_state, message = resumed
+            self._event("info", "state_resumed", message)
 
     def _resume_in_flight(self) -> None:
         """Orders the journal holds in flight (this log's earlier runs): resolve them before deciding."""
-        pending = self.journal.in_flight()
+        currency = self.config.venue.currency
+        pending = [o for o in self.journal.in_flight() if currency_of(o.instrument) == currency]
         if not pending:
             return
         events: list[Event] = [
@@ -459,18 +457,15 @@ class Controller:
     # ----------------------------------------------------------------- the schedule
     def run(self, *, cycles: int, scheduler: schedule.Scheduler, should_stop: Callable[[], bool]) -> str:
         """Run cycles on the scheduler until ``cycles`` are done (0: forever) or a stop is asked for."""
-        scheduler.clear()
-        interval = max(self.config.run.interval_s, 0.001)
-        scheduler.every(interval).seconds.do(self.cycle)  # type: ignore[arg-type]  # schedule takes float seconds
-        self.cycle()  # the first cycle at once
-        while not (cycles and self.cycles_done >= cycles):
-            if should_stop():
-                return "stop requested"
-            idle = scheduler.idle_seconds  # read once: it shrinks with the wall clock between two reads
-            if idle is not None and idle > 0:
-                self.sleep(min(idle, 0.2))
-            scheduler.run_pending()
-        return f"{self.cycles_done} cycles done"
+        return run_on_schedule(
+            self.cycle,
+            done=lambda: self.cycles_done,
+            interval_s=self.config.run.interval_s,
+            cycles=cycles,
+            scheduler=scheduler,
+            should_stop=should_stop,
+            sleep=self.sleep,
+        )
 
     # ----------------------------------------------------------------- helpers
     def _halt(self, reason: str, *, journal_works: bool = True, recorded: bool = False) -> ControllerHalted:

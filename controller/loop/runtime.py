@@ -1,10 +1,13 @@
-"""Process-wide settings a long-running levctl command applies around its loop."""
+"""How a loop runs: cycles on a schedule, and the process settings a long-running command applies."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import schedule
 
 # CPython's defaults are (700, 10, 10): a collection of the youngest generation every 700 net new
 # container objects, and of the whole heap every 100 of those.
@@ -30,3 +33,29 @@ def fewer_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*previous)
         gc.unfreeze()
+
+
+def run_on_schedule(
+    cycle: Callable[[], Any],
+    *,
+    done: Callable[[], int],
+    interval_s: float,
+    cycles: int,
+    scheduler: schedule.Scheduler,
+    should_stop: Callable[[], bool],
+    sleep: Callable[[float], None],
+) -> str:
+    """Run ``cycle`` every ``interval_s`` until ``cycles`` are done (0: forever) or a stop is asked for.
+
+    One cycle never overlaps the next: ``schedule`` computes the next run after a job ends."""
+    scheduler.clear()
+    scheduler.every(max(interval_s, 0.001)).seconds.do(cycle)  # type: ignore[arg-type]  # float seconds
+    cycle()  # the first cycle at once
+    while not (cycles and done() >= cycles):
+        if should_stop():
+            return "stop requested"
+        idle = scheduler.idle_seconds  # read once: it shrinks with the wall clock between two reads
+        if idle is not None and idle > 0:
+            sleep(min(idle, 0.2))
+        scheduler.run_pending()
+    return f"{done()} cycles done"
