@@ -17,7 +17,7 @@ EXIT_STOPPED = 3
 
 USER_ERRORS = frozenset(
     {
-        "controller.config.ConfigError",
+        "controller.config.base.ConfigError",
         "controller.journal.store.JournalError",
         "controller.lock.AlreadyRunningError",
         "controller.lock.LockFileError",

@@ -120,3 +120,32 @@ def test_run_refuses_live_without_the_flag(tmp_path):
         cli, ["run", "--config", str(cfg), "--cycles", "1", "--db", str(tmp_path / "x.db")]
     )
     assert result.exit_code == 1 and "without both --live" in result.output
+
+
+def test_several_currencies_each_on_its_own_perpetual_with_its_own_cap():
+    config = build_config(
+        {"venue": {"currencies": ["BTC", "ETH"]}, "portfolio": {"max_order_usd": {"ETH": 250_000}}}
+    )
+    assert config.currencies == ("BTC", "ETH")
+    btc, eth = (config.for_currency(c) for c in config.currencies)
+    assert (btc.venue.currency, btc.venue.hedge_instrument, btc.policy.hedge_instrument) == (
+        "BTC",
+        "BTC-PERPETUAL",
+        "BTC-PERPETUAL",
+    )
+    assert (eth.venue.hedge_instrument, eth.policy.max_order_usd) == ("ETH-PERPETUAL", 250_000)
+    assert btc.policy.max_order_usd == config.policy.max_order_usd
+    assert build_config({}).currencies == ("BTC",)
+
+
+@pytest.mark.parametrize(
+    "venue, message",
+    [
+        ({"currencies": ["BTC", "BTC"]}, "venue: currencies must be distinct"),
+        ({"currencies": ["BTC", "ETH"], "hedge_instrument": "BTC-29MAR24"}, "leave hedge_instrument out"),
+        ({"currencies": ["BTC", "SOL"]}, "venue.currencies.1: input should be 'BTC' or 'ETH'"),
+    ],
+)
+def test_bad_currencies_are_named(venue, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config({"venue": venue})
