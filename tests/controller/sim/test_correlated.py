@@ -171,7 +171,8 @@ def test_with_rho_one_and_one_model_the_jumps_coincide_too():
 def test_each_currency_has_its_own_level_and_the_paths_share_the_grid():
     paths = CorrelatedVolPaths(seed=7, start=START, params=CURRENCY_MARKETS, rho=0.8)
     btc, eth = paths.path("BTC"), paths.path("ETH")
-    assert btc.state_at(START).index == pytest.approx(90_000.0) and eth.state_at(START).index == pytest.approx(3_000.0)
+    assert btc.state_at(START).index == pytest.approx(90_000.0)
+    assert eth.state_at(START).index == pytest.approx(3_000.0)
     assert eth.state_at(START).atm_vol == pytest.approx(0.75)
     t = START + timedelta(seconds=1234)
     assert btc.next_change_after(t) == eth.next_change_after(t) == START + timedelta(seconds=1500)
