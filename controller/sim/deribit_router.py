@@ -18,7 +18,7 @@ engine the router passes every request straight through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from controller.sim.deribit_api import DeribitApi
@@ -93,7 +93,7 @@ class DeribitRouter:
         engine: SimExchange | None = self.exchange.engine_of_order(params.get("order_id") or "")
         return None if engine is None else engine.config.currency
 
-    def _joined(self, method: str, params: Params, apis: Any) -> list[Any]:
+    def _joined(self, method: str, params: Params, apis: Iterable[DeribitApi]) -> list[Any]:
         return [item for api in apis for item in api.call(method, params)]
 
     def _account_summaries(self, params: Params) -> dict[str, Any]:
