@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -13,6 +14,7 @@ from controller.cli.errors import user_errors
 from controller.sim import SimConfig, SimExchange
 from controller.sim.listing import ListingParams
 from controller.sim.market import ReplayPath, load_replay_csv
+from controller.sim.multi import DEFAULT_RHO, MultiSim, currency_config
 from controller.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimServer
 
 
@@ -48,17 +50,27 @@ def sim() -> None:
 )
 @click.option(
     "--currency",
+    "currencies",
     type=click.Choice(["BTC", "ETH"]),
-    default="BTC",
+    multiple=True,
+    default=["BTC"],
     show_default=True,
-    help="The account's currency: its perpetual, futures and options, with Deribit's specs.",
+    help="The account's currency: its perpetual, futures and options, with Deribit's specs. "
+    "Repeat it (--currency BTC --currency ETH) for one account per currency, markets correlated.",
+)
+@click.option(
+    "--rho",
+    type=click.FloatRange(-1.0, 1.0),
+    default=DEFAULT_RHO,
+    show_default=True,
+    help="With several currencies: the correlation of their markets' shocks.",
 )
 @click.option(
     "--balance",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
-    help="Starting equity of the account, in its currency.",
+    help="Starting equity of the account (of each currency's), in its currency.",
 )
 @click.option(
     "--margin-model",
@@ -75,7 +87,8 @@ def serve(
     api_key: str,
     api_secret: str,
     speed: float,
-    currency: str,
+    currencies: tuple[str, ...],
+    rho: float,
     balance: float,
     margin_model: str,
     start_time: str | None,
@@ -88,23 +101,22 @@ def serve(
             start = datetime.fromisoformat(start_time).replace(tzinfo=UTC)
         except ValueError:
             raise click.BadParameter(f"not an ISO time: {start_time!r}", param_hint="--start") from None
-    listing = ListingParams.for_currency(currency)
-    config = SimConfig(
-        seed=seed, start=start, initial_balance=balance, listing=listing, margin_model=margin_model
-    )
-    if replay_file is not None:
-        with user_errors():
-            data = load_replay_csv(replay_file)
-        engine = SimExchange(config, path=ReplayPath(data))
-        source = f"replay of {replay_file} ({len(data.times_ms):,} rows, {len(data.gaps)} gaps)"
+    currencies = tuple(dict.fromkeys(currencies))  # in the order given, once each
+    config = SimConfig(seed=seed, start=start, initial_balance=balance, margin_model=margin_model)
+    exchange: SimExchange | MultiSim
+    if len(currencies) > 1:
+        if replay_file is not None:
+            raise click.UsageError("--replay replays one currency's history: give one --currency with it")
+        exchange = MultiSim.correlated([currency_config(c, base=config) for c in currencies], rho=rho)
+        source = f"{' and '.join(currencies)} markets correlated {rho:g}, seed {seed}"
     else:
-        engine = SimExchange(config)
-        source = f"stochastic-volatility market, seed {seed}"
+        config = replace(config, listing=ListingParams.for_currency(currencies[0]))
+        exchange, source = _single(config, replay_file)
     try:
-        server = SimServer(engine, port=port, api_key=api_key, api_secret=api_secret, speed=speed)
+        server = SimServer(exchange, port=port, api_key=api_key, api_secret=api_secret, speed=speed)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
-    click.echo(f"levctl sim: {source}; virtual time {engine.now:%Y-%m-%d %H:%M} UTC at {speed:g}x")
+    click.echo(f"levctl sim: {source}; virtual time {exchange.now:%Y-%m-%d %H:%M} UTC at {speed:g}x")
     click.echo(
         f"levctl sim: Deribit API on {server.url}/api/v2 (API key {api_key}); admin on {server.url}/_sim"
     )
@@ -115,6 +127,16 @@ def serve(
         click.echo("levctl sim: stopped")
     finally:
         server.httpd.server_close()
+
+
+def _single(config: SimConfig, replay_file: Path | None) -> tuple[SimExchange, str]:
+    """One currency's engine, on the stochastic market or replaying ``replay_file``; what it runs."""
+    if replay_file is None:
+        return SimExchange(config), f"stochastic-volatility market, seed {config.seed}"
+    with user_errors():
+        data = load_replay_csv(replay_file)
+    engine = SimExchange(config, path=ReplayPath(data))
+    return engine, f"replay of {replay_file} ({len(data.times_ms):,} rows, {len(data.gaps)} gaps)"
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

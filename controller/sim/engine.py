@@ -61,8 +61,8 @@ class SimExchange:
         self._now = path.start
         self._price_factor = 1.0
         self._vol_shift = 0.0
-        self.wallet = Wallet(self.config.initial_balance)
-        self.book = OrderBook()
+        self.wallet = Wallet(self.config.initial_balance, id_prefix=self.config.id_prefix)
+        self.book = OrderBook(id_prefix=self.config.id_prefix)
         self.listed: dict[str, Listed] = {}
         self.events: list[SimEvent] = []
         self.margin_model = MarginModel(self.config)

@@ -68,21 +68,32 @@ class StochasticVolParams:
     step_s: float = 300.0  # grid of virtual time, seconds
 
 
-class StochasticVolPath:
-    """Seeded, lazily extended stochastic-volatility path on a fixed virtual-time grid."""
+# Each currency's own level and volatility; the rest of the model is shared.  ETH's implied
+# volatility (its DVOL) has run some 15-25 points above BTC's.
+CURRENCY_MARKETS: dict[str, StochasticVolParams] = {
+    "BTC": StochasticVolParams(),
+    "ETH": StochasticVolParams(index0=3_000.0, vol0=0.75, vol_mean=0.75),
+}
 
-    _CHUNK = 4096
 
-    def __init__(self, *, seed: int, start: datetime, params: StochasticVolParams | None = None) -> None:
+class GridPath:
+    """A path on a fixed grid of virtual time (``params.step_s``), its arrays of ln S, ln σ and the
+    premium extended lazily, a chunk at a time, by ``_extend``."""
+
+    start: datetime
+    params: StochasticVolParams
+    _log_s: np.ndarray
+    _log_v: np.ndarray
+    _funding: np.ndarray
+
+    def _begin(self, start: datetime, params: StochasticVolParams) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware (UTC)")
         self.start = start
-        self.params = params or StochasticVolParams()
-        self._rng = np.random.default_rng(seed)
-        p = self.params
-        self._log_s = np.array([math.log(p.index0)])
-        self._log_v = np.array([math.log(p.vol0)])
-        self._funding = np.array([p.funding0])
+        self.params = params
+        self._log_s = np.array([math.log(params.index0)])
+        self._log_v = np.array([math.log(params.vol0)])
+        self._funding = np.array([params.funding0])
 
     def state_at(self, t: datetime) -> MarketState:
         step = max(0, int((t - self.start).total_seconds() // self.params.step_s))
@@ -100,6 +111,24 @@ class StochasticVolPath:
         elapsed = (t - self.start).total_seconds()
         return self.start + timedelta(seconds=(math.floor(elapsed / step_s) + 1) * step_s)
 
+    def _append(self, log_s: np.ndarray, log_v: np.ndarray, funding: np.ndarray) -> None:
+        self._log_s = np.concatenate([self._log_s, log_s])
+        self._log_v = np.concatenate([self._log_v, log_v])
+        self._funding = np.concatenate([self._funding, funding])
+
+    def _extend(self) -> None:
+        raise NotImplementedError
+
+
+class StochasticVolPath(GridPath):
+    """Seeded, lazily extended stochastic-volatility path on a fixed virtual-time grid."""
+
+    _CHUNK = 4096
+
+    def __init__(self, *, seed: int, start: datetime, params: StochasticVolParams | None = None) -> None:
+        self._begin(start, params or StochasticVolParams())
+        self._rng = np.random.default_rng(seed)
+
     def _extend(self) -> None:
         p = self.params
         n = self._CHUNK
@@ -108,21 +137,43 @@ class StochasticVolPath:
         z2 = p.rho * z[0] + math.sqrt(1.0 - p.rho**2) * z[1]
         jumps = self._rng.random(n) < p.jump_intensity * dt
         jump_sizes = np.where(jumps, self._rng.normal(p.jump_mean, p.jump_std, n), 0.0)
-        log_s = np.empty(n)
-        log_v = np.empty(n)
-        funding = np.empty(n)
-        s, v, f = self._log_s[-1], self._log_v[-1], self._funding[-1]
-        target = math.log(p.vol_mean)
-        for i in range(n):  # a recursion: each step depends on the last
-            v = v + p.vol_reversion * (target - v) * dt + p.vol_of_vol * math.sqrt(dt) * z2[i]
-            v += abs(jump_sizes[i]) * p.jump_vol_beta
-            sigma_r = p.realised_ratio * math.exp(v)
-            s = s - 0.5 * sigma_r * sigma_r * dt + sigma_r * math.sqrt(dt) * z[0, i] + jump_sizes[i]
-            f = f + p.funding_reversion * (p.funding_mean - f) * dt + p.funding_vol * math.sqrt(dt) * z[2, i]
-            log_s[i], log_v[i], funding[i] = s, v, f
-        self._log_s = np.concatenate([self._log_s, log_s])
-        self._log_v = np.concatenate([self._log_v, log_v])
-        self._funding = np.concatenate([self._funding, funding])
+        log_s, log_v, funding = integrate_steps(
+            p,
+            last=(self._log_s[-1], self._log_v[-1], self._funding[-1]),
+            z_index=z[0],
+            z_vol=z2,
+            z_funding=z[2],
+            jump_sizes=jump_sizes,
+        )
+        self._append(log_s, log_v, funding)
+
+
+def integrate_steps(
+    p: StochasticVolParams,
+    *,
+    last: tuple[float, float, float],
+    z_index: np.ndarray,
+    z_vol: np.ndarray,
+    z_funding: np.ndarray,
+    jump_sizes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The next ``len(z_index)`` grid steps of (ln S, ln σ, premium) from ``last``, given the shocks
+    (``z_vol`` already correlated with ``z_index``) and the log jump of each step (0: none)."""
+    n = z_index.size
+    dt = p.step_s / SECONDS_PER_YEAR
+    log_s = np.empty(n)
+    log_v = np.empty(n)
+    funding = np.empty(n)
+    s, v, f = last
+    target = math.log(p.vol_mean)
+    for i in range(n):  # a recursion: each step depends on the last
+        v = v + p.vol_reversion * (target - v) * dt + p.vol_of_vol * math.sqrt(dt) * z_vol[i]
+        v += abs(jump_sizes[i]) * p.jump_vol_beta
+        sigma_r = p.realised_ratio * math.exp(v)
+        s = s - 0.5 * sigma_r * sigma_r * dt + sigma_r * math.sqrt(dt) * z_index[i] + jump_sizes[i]
+        f = f + p.funding_reversion * (p.funding_mean - f) * dt + p.funding_vol * math.sqrt(dt) * z_funding[i]
+        log_s[i], log_v[i], funding[i] = s, v, f
+    return log_s, log_v, funding
 
 
 class ReplayError(ValueError):

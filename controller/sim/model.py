@@ -62,6 +62,7 @@ class SimConfig:
     funding: FundingParams = field(default_factory=FundingParams)
     margin_model: str = "standard"  # or "portfolio": Deribit's portfolio margin (.portfolio_margin)
     testnet: bool = True
+    id_prefix: str = ""  # before the SIM-n / SIMT-n ids: unique ids across the engines of a MultiSim
 
     def __post_init__(self) -> None:
         if self.margin_model not in ("standard", "portfolio"):

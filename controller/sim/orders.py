@@ -65,7 +65,8 @@ def reduce_only_amount(listed: Listed, direction: str, amount: float, size: floa
 class OrderBook:
     """Every order of the account by id, with indexes by label and of the open ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, id_prefix: str = "") -> None:
+        self.id_prefix = id_prefix
         self.orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
         self._by_label: dict[str, list[SimOrder]] = {}
@@ -85,7 +86,7 @@ class OrderBook:
         now: datetime,
     ) -> SimOrder:
         order = SimOrder(
-            f"SIM-{next(self._ids)}",
+            f"{self.id_prefix}SIM-{next(self._ids)}",
             label,
             name,
             direction,

@@ -21,8 +21,15 @@ Admin surface for tests (loopback only, no auth):
   (the connection closes without a reply), ``truncate`` (half of the JSON reply) and ``rewrite``
   (the reply with ``value`` — any JSON, ``"NaN"`` for NaN — set at the dotted ``path``, e.g.
   ``result.0.size``, ``*`` for every element of a list); ``POST /_sim/faults/clear``;
-* ``POST /_sim/move`` ``{"price_factor": 0.9, "vol_shift": 0.1}``; ``POST /_sim/advance``
-  ``{"seconds": 3600}``; ``GET /_sim/state`` – clock, market, account and ledger.
+* ``POST /_sim/move`` ``{"price_factor": 0.9, "vol_shift": 0.1}`` (with ``"currency": "ETH"`` one
+  currency's market, without it every currency's); ``POST /_sim/advance`` ``{"seconds": 3600}``
+  (every engine: one clock); ``GET /_sim/state`` – clock, market, account and ledger (of a
+  multi-currency exchange: per currency under ``currencies``, or one currency's with
+  ``?currency=ETH``).
+
+It serves a :class:`~controller.sim.engine.SimExchange` (one currency) or a
+:class:`~controller.sim.multi.MultiSim` (several, each request routed to its currency's engine by
+:mod:`.deribit_router`).
 """
 
 from __future__ import annotations
@@ -40,9 +47,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from controller.sim.deribit_api import DeribitApi, ms
+from controller.sim.deribit_api import ms
+from controller.sim.deribit_router import DeribitRouter
 from controller.sim.engine import SimExchange
 from controller.sim.model import SimError
+from controller.sim.multi import MultiSim
 
 DEFAULT_API_KEY = "levctl-sim-key"
 DEFAULT_API_SECRET = "levctl-sim-secret"
@@ -73,8 +82,8 @@ class Fault:
 
 @dataclass
 class _State:
-    engine: SimExchange
-    api: DeribitApi
+    exchange: MultiSim
+    api: DeribitRouter
     api_key: str
     api_secret: str
     speed: float  # virtual seconds per wall second; 0 = the clock moves only through /_sim/advance
@@ -85,13 +94,13 @@ class _State:
     nonces: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (ts, nonce, sig) → ts
 
     def __post_init__(self) -> None:
-        self.virtual_start = self.engine.now
+        self.virtual_start = self.exchange.now
 
     def sync_clock(self) -> None:
         if self.speed > 0:
             target = self.virtual_start + timedelta(seconds=self.speed * (time.monotonic() - self.wall_start))
-            if target > self.engine.now:
-                self.engine.advance_to(target)
+            if target > self.exchange.now:
+                self.exchange.advance_to(target)
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:
@@ -107,7 +116,7 @@ class SimServer:
 
     def __init__(
         self,
-        engine: SimExchange,
+        exchange: SimExchange | MultiSim,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -117,7 +126,10 @@ class SimServer:
     ) -> None:
         if not api_key or not api_secret:
             raise ValueError("the simulator needs a non-empty API key and secret")
-        self.state = _State(engine, DeribitApi(engine), api_key, api_secret, speed)
+        if isinstance(exchange, SimExchange):
+            exchange = MultiSim([exchange])
+        self.exchange = exchange
+        self.state = _State(exchange, DeribitRouter(exchange), api_key, api_secret, speed)
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -169,7 +181,11 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self._send_json(200, {"requests": list(self.state.requests)})
         elif parts.path == "/_sim/state":
-            self._send_json(200, self._admin_state())
+            currency = dict(parse_qsl(parts.query)).get("currency")
+            try:
+                self._send_json(200, self._admin_state(currency))
+            except KeyError as exc:
+                self._send_json(400, {"error": str(exc)})
         else:
             self._send_json(404, {"error": f"no route {parts.path}"})
 
@@ -193,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, answer)
 
     def _admin(self, path: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        engine = self.state.engine
+        exchange = self.state.exchange
         if path == "/_sim/requests/clear":
             self.state.requests.clear()
             return {"ok": True}
@@ -209,39 +225,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.faults.clear()
             return {"ok": True}
         if path == "/_sim/move":
-            engine.shock(
+            currency = payload.get("currency")
+            exchange.shock(
+                currency=currency,
                 price_factor=float(payload.get("price_factor", 1.0)),
                 vol_shift=float(payload.get("vol_shift", 0.0)),
             )
-            return self._admin_state()
+            return self._admin_state(currency)
         if path == "/_sim/advance":
-            engine.advance(float(payload["seconds"]))
-            return self._admin_state()
+            exchange.advance(float(payload["seconds"]))
+            return self._admin_state(None)
         return None
 
-    def _admin_state(self) -> dict[str, Any]:
+    def _admin_state(self, currency: str | None) -> dict[str, Any]:
+        """One engine's state (the only one's, or ``currency``'s), or every engine's by currency."""
         with self.state.lock:
-            engine = self.state.engine
-            market = engine.market()
-            account = engine.account()
+            exchange = self.state.exchange
+            if currency is not None:
+                return _engine_state(exchange.engine(currency))
+            if len(exchange.engines) == 1:
+                return _engine_state(exchange.first)
             return {
-                "now": engine.now.isoformat(),
-                "now_ms": ms(engine.now),
-                "index": market.index,
-                "atm_vol": market.atm_vol,
-                "perp_premium": market.perp_premium,
-                "funding_rate_8h": engine.funding_rate(),
-                "equity": account.equity,
-                "balance": account.balance,
-                "initial_margin": account.initial_margin,
-                "maintenance_margin": account.maintenance_margin,
-                "positions": {v.listed.name: v.book.size for v in engine.position_views()},
-                "ledger": engine.ledger(),
-                "orders": len(engine.orders),
-                "order_labels": [o.label for o in engine.orders.values()],
-                "events": [
-                    {"time": e.time.isoformat(), "kind": e.kind, "message": e.message} for e in engine.events
-                ],
+                "now": exchange.now.isoformat(),
+                "now_ms": ms(exchange.now),
+                "currencies": {c: _engine_state(e) for c, e in exchange.engines.items()},
             }
 
     # ----------------------------------------------------------------- JSON-RPC
@@ -273,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "usIn": us_in,
                 "usOut": us_out,
                 "usDiff": us_out - us_in,
-                "testnet": self.state.engine.config.testnet,
+                "testnet": self.state.exchange.first.config.testnet,
             }
         if fault is not None and fault.kind in AFTER:
             self._send_mangled(fault, body)
@@ -338,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _virtual_us(self) -> int:
-        return ms(self.state.engine.now) * 1000
+        return ms(self.state.exchange.now) * 1000
 
     # ----------------------------------------------------------------- output
     def _send_error(
@@ -357,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "usIn": us,
                 "usOut": us,
                 "usDiff": 0,
-                "testnet": self.state.engine.config.testnet,
+                "testnet": self.state.exchange.first.config.testnet,
             },
         )
 
@@ -383,6 +390,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> str:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length).decode() if length else ""
+
+
+def _engine_state(engine: SimExchange) -> dict[str, Any]:
+    market = engine.market()
+    account = engine.account()
+    return {
+        "now": engine.now.isoformat(),
+        "now_ms": ms(engine.now),
+        "index": market.index,
+        "atm_vol": market.atm_vol,
+        "perp_premium": market.perp_premium,
+        "funding_rate_8h": engine.funding_rate(),
+        "equity": account.equity,
+        "balance": account.balance,
+        "initial_margin": account.initial_margin,
+        "maintenance_margin": account.maintenance_margin,
+        "positions": {v.listed.name: v.book.size for v in engine.position_views()},
+        "ledger": engine.ledger(),
+        "orders": len(engine.orders),
+        "order_labels": [o.label for o in engine.orders.values()],
+        "events": [{"time": e.time.isoformat(), "kind": e.kind, "message": e.message} for e in engine.events],
+        "currency": engine.config.currency,
+    }
 
 
 def _auth_parts(header: str) -> dict[str, str] | None:

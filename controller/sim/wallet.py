@@ -33,7 +33,8 @@ from controller.sim.model import SimOrder, SimQuote, SimTrade
 
 
 class Wallet:
-    def __init__(self, initial_balance: float) -> None:
+    def __init__(self, initial_balance: float, *, id_prefix: str = "") -> None:
+        self.id_prefix = id_prefix
         self.balance = initial_balance
         self.positions: dict[str, PositionBook] = {}
         self.fees_paid = 0.0
@@ -74,7 +75,7 @@ class Wallet:
             self.balance += session
         self.charge(fee)
         trade = SimTrade(
-            f"SIMT-{next(self._trade_ids)}",
+            f"{self.id_prefix}SIMT-{next(self._trade_ids)}",
             order.order_id,
             order.name,
             order.direction,

@@ -6,6 +6,10 @@ Its orders execute on the simulator (a paper account).  ``rest_calls`` counts th
 a snapshot makes, as the HTTP face would receive them: 5 (6 with the volatility index, 4 without
 the chain), plus one ticker per option position the book summary does not cover (every option
 position when the chain is not read: Deribit's positions carry no forward or mark IV).
+
+A two-currency book (BTC and ETH, each its own wallet as on Deribit) runs on one
+:class:`~controller.sim.multi.MultiSim`: :func:`open_sim_venues` opens it and gives one venue per
+currency (:meth:`SimVenue.on`), each reading and trading only its currency, all on one clock.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from controller.sim import SimConfig, SimError, SimExchange
 from controller.sim.deribit_api import DeribitApi, instrument_json
 from controller.sim.listing import ListingParams
 from controller.sim.market import ReplayError, ReplayPath, load_replay_csv
+from controller.sim.multi import DEFAULT_RHO, MultiSim, currency_config
 from controller.venues.base import (
     AccountSnapshot,
     InstrumentSpec,
@@ -90,15 +95,60 @@ def open_sim_venue(
         engine = SimExchange(engine_config(settings), path=path)
     else:
         engine = SimExchange(engine_config(settings))
+    _open_book(engine, book, settings.hedge_instrument, log)
+    return SimVenue(engine, hedge_instrument=settings.hedge_instrument, use_vol_index=settings.use_vol_index)
+
+
+def open_sim_venues(
+    settings: Sequence[SimSettings],
+    *,
+    books: Mapping[str, Sequence[StartingPosition]] | None = None,
+    rho: float = DEFAULT_RHO,
+    log: Callable[[str, str], None] = lambda level, message: None,
+) -> dict[str, SimVenue]:
+    """One venue per currency (``settings``, one each) on a fresh two-currency exchange: correlated
+    stochastic markets seeded with the first settings' seed, or each currency's replayed history
+    (every one replayed, or none), each account opened with its currency's ``books`` entry."""
+    replayed = [s.replay for s in settings if s.replay]
+    if replayed and len(replayed) != len(settings):
+        raise SimSetupError("replay", "replay every currency's history or none")
+    configs = [currency_config(s.currency, base=engine_config(s)) for s in settings]
+    try:
+        if replayed:
+            paths = [ReplayPath(load_replay_csv(Path(r))) for r in replayed]
+            configs = [replace(c, start=p.start) for c, p in zip(configs, paths, strict=True)]
+            exchange = MultiSim([SimExchange(c, path=p) for c, p in zip(configs, paths, strict=True)])
+        else:
+            exchange = MultiSim.correlated(configs, rho=rho)
+    except ReplayError as exc:
+        raise SimSetupError("replay", str(exc)) from None
+    except ValueError as exc:  # currencies twice, histories that do not start together
+        raise SimSetupError("currency", str(exc)) from None
+    venues = {}
+    for s in settings:
+        book = (books or {}).get(s.currency, ())
+        _open_book(exchange.engine(s.currency), book, s.hedge_instrument, log, f"book.{s.currency}")
+        venues[s.currency] = SimVenue.on(
+            exchange, s.currency, hedge_instrument=s.hedge_instrument, use_vol_index=s.use_vol_index
+        )
+    return venues
+
+
+def _open_book(
+    engine: SimExchange,
+    book: Sequence[StartingPosition],
+    hedge: str,
+    log: Callable[[str, str], None],
+    where: str = "book",
+) -> None:
     for i, entry in enumerate(book):
-        name = _starting_instrument(engine, entry, settings.hedge_instrument)
+        name = _starting_instrument(engine, entry, hedge)
         direction = "buy" if entry.size > 0 else "sell"
         try:
             engine.place_order(name=name, direction=direction, amount=abs(entry.size), label=f"start-{i}")
         except SimError as exc:
-            raise SimSetupError(f"book.{i}", f"the simulator refused {name}: {exc}") from None
+            raise SimSetupError(f"{where}.{i}", f"the simulator refused {name}: {exc}") from None
         log("info", f"starting book: {direction} {abs(entry.size):g} {name}")
-    return SimVenue(engine, hedge_instrument=settings.hedge_instrument, use_vol_index=settings.use_vol_index)
 
 
 def _starting_instrument(engine: SimExchange, entry: StartingPosition, hedge: str) -> str:
@@ -140,6 +190,28 @@ class SimVenue:
         self.use_vol_index = use_vol_index
         self.read_chain = read_chain
         self._clock = clock or (lambda: engine.now)  # on the virtual clock, the engine's time is "now"
+        self._moves_clock: SimExchange | MultiSim = engine  # what advance() moves
+
+    @classmethod
+    def on(
+        cls,
+        exchange: MultiSim,
+        currency: str,
+        *,
+        hedge_instrument: str | None = None,
+        use_vol_index: bool = False,
+        read_chain: bool = True,
+    ) -> SimVenue:
+        """The venue of one currency of a multi-currency exchange: it reads that currency's wallet and
+        trades on its engine; ``advance`` moves the shared clock (every currency's engine)."""
+        venue = cls(
+            exchange.engine(currency),
+            hedge_instrument=hedge_instrument,
+            use_vol_index=use_vol_index,
+            read_chain=read_chain,
+        )
+        venue._moves_clock = exchange
+        return venue
 
     @property
     def now(self) -> datetime:
@@ -148,7 +220,7 @@ class SimVenue:
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock forward (funding, settlement, fills and liquidation on the way)."""
-        self.engine.advance(seconds)
+        self._moves_clock.advance(seconds)
 
     def load_instruments(self) -> Mapping[str, InstrumentSpec]:
         specs = self._call(

@@ -70,3 +70,33 @@ def test_sim_serve_reports_a_port_in_use():
         port = busy.getsockname()[1]
         result = CliRunner().invoke(cli, ["sim", "serve", "--port", str(port)])
     assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_sim_serve_serves_two_currencies_when_given_both(tmp_path):
+    exe = shutil.which("levctl", path=str(Path(sys.executable).parent))
+    assert exe
+    port = free_port()
+    args = ["sim", "serve", "--port", str(port), "--speed", "0", "--currency", "BTC", "--currency", "ETH"]
+    proc = subprocess.Popen(
+        [exe, *args, "--balance", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url + "/_sim/state")
+        balance = make_client(url).fetch_balance()
+        assert (balance["BTC"]["total"], balance["ETH"]["total"]) == (pytest.approx(3.0), pytest.approx(3.0))
+        state = json.load(urllib.request.urlopen(url + "/_sim/state", timeout=5))
+        assert sorted(state["currencies"]) == ["BTC", "ETH"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "BTC and ETH markets correlated 0.8" in out
+
+
+def test_sim_serve_replays_one_currency_only(tmp_path):
+    history = tmp_path / "h.csv"
+    history.write_text("timestamp_ms,btc_usd,dvol,funding_rate_8h\n1,2,3,0\n7200001,2,3,0\n")
+    args = ["sim", "serve", "--replay", str(history), "--currency", "BTC", "--currency", "ETH", "--port", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "give one --currency" in result.output

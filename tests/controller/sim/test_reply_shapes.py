@@ -6,6 +6,10 @@ with the fixture of that method in tests/fixtures/deribit/ (SOURCES.md says wher
 A difference that remains is listed in ``KNOWN`` with its reason, and docs/simulator.md states it;
 the test fails when the simulator adds or drops any other field, and also when a listed difference
 goes away (so the list stays true).
+
+The account is BTC's on a single-currency simulator, and BTC's and ETH's on a two-currency one
+(each request routed to its currency's engine, :mod:`controller.sim.deribit_router`): ETH's replies
+have the same published shapes as BTC's.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import pytest
 
 from controller.sim import SimConfig, SimExchange
 from controller.sim.deribit_api import DeribitApi
+from controller.sim.deribit_router import DeribitRouter
 from controller.sim.listing import Listed
+from controller.sim.multi import MultiSim, currency_config
 from controller.sim.replies import ms
 from controller.sim.server import SimServer
 from tests.controller.sim.shapes import differences, fixture
@@ -92,22 +98,39 @@ KNOWN: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def account() -> Iterator[dict[str, Any]]:
+ACCOUNTS = {  # (currency, on a two-currency exchange)
+    "BTC": ("BTC", False),
+    "BTC of BTC+ETH": ("BTC", True),
+    "ETH of BTC+ETH": ("ETH", True),
+}
+
+
+@pytest.fixture(scope="module", params=list(ACCOUNTS))
+def account(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """An engine a day in, holding the perpetual and a short option, with one option order resting."""
-    engine = SimExchange(SimConfig(seed=11, initial_balance=50.0))
-    api = DeribitApi(engine)
-    engine.advance(86400 * 1.2)
-    flat_perp = api.call("private/get_position", {"instrument_name": "BTC-PERPETUAL"})
+    currency, routed = ACCOUNTS[request.param]
+    config = SimConfig(seed=11, initial_balance=50.0)
+    api: DeribitApi | DeribitRouter
+    if routed:
+        multi = MultiSim.correlated([currency_config(c, base=config) for c in ("BTC", "ETH")])
+        engine, api = multi.engine(currency), DeribitRouter(multi)
+        multi.advance(86400 * 1.2)
+    else:
+        engine = SimExchange(config)
+        api = DeribitApi(engine)
+        engine.advance(86400 * 1.2)
+    perp = f"{currency}-PERPETUAL"
+    tick = engine.instrument(perp).tick_size
+    flat_perp = api.call("private/get_position", {"instrument_name": perp})
     bought = api.call(
-        "private/buy", {"instrument_name": "BTC-PERPETUAL", "amount": "1000", "type": "market", "label": "l1"}
+        "private/buy", {"instrument_name": perp, "amount": "1000", "type": "market", "label": "l1"}
     )
     option = _near_the_money_call(engine)
     sold = api.call("private/sell", {"instrument_name": option.name, "amount": "1", "type": "market"})
-    limit = round(engine.quote("BTC-PERPETUAL").mark_price * 1.001 / 0.5) * 0.5
+    limit = round(engine.quote(perp).mark_price * 0.9985 / tick) * tick  # below the bid: it trades
     reduced = api.call(
         "private/sell",
-        {"instrument_name": "BTC-PERPETUAL", "amount": "500", "type": "limit", "price": str(limit - 200)}
+        {"instrument_name": perp, "amount": "500", "type": "limit", "price": f"{limit:.2f}"}
         | {"reduce_only": "true"},
     )
     low = round(engine.quote(option.name).mark_price * 0.5 / 0.0005) * 0.0005
@@ -119,6 +142,7 @@ def account() -> Iterator[dict[str, Any]]:
     )
     future = next(x for x in engine.instruments(kind="future") if not x.is_perpetual)
     yield {
+        "currency": currency,
         "engine": engine,
         "api": api,
         "option": option,
@@ -140,21 +164,26 @@ def _near_the_money_call(engine: SimExchange) -> Listed:
 
 def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     """(case, real, simulator's) for every method the simulator answers."""
-    api: DeribitApi = a["api"]
+    api: DeribitApi | DeribitRouter = a["api"]
     engine: SimExchange = a["engine"]
     option, future = a["option"].name, a["future"].name
+    currency = a["currency"]
+    perp = f"{currency}-PERPETUAL"
     now = ms(engine.now)
     window = {"start_timestamp": str(now - 86_400_000), "end_timestamp": str(now)}
-    instruments = {i["instrument_name"]: i for i in api.call("public/get_instruments", {"currency": "BTC"})}
-    book = {
-        b["instrument_name"]: b for b in api.call("public/get_book_summary_by_currency", {"currency": "BTC"})
+    instruments = {
+        i["instrument_name"]: i for i in api.call("public/get_instruments", {"currency": currency})
     }
-    positions = {p["instrument_name"]: p for p in api.call("private/get_positions", {"currency": "BTC"})}
+    book = {
+        b["instrument_name"]: b
+        for b in api.call("public/get_book_summary_by_currency", {"currency": currency})
+    }
+    positions = {p["instrument_name"]: p for p in api.call("private/get_positions", {"currency": currency})}
     real_futures = result("public__get_instruments.future")
     real_lines = result("public__get_book_summary_by_currency.future")
     real_trades = result("private__get_user_trades_by_instrument")["trades"]
     perp_trades = api.call(  # the last: the unlabelled reduce-only sell
-        "private/get_user_trades_by_instrument", {"instrument_name": "BTC-PERPETUAL", "count": "1"}
+        "private/get_user_trades_by_instrument", {"instrument_name": perp, "count": "1"}
     )
     option_trades = api.call("private/get_user_trades_by_instrument", {"instrument_name": option})
     unlabelled = a["reduced"]["order"]["order_id"]  # Deribit's trade has a label only if its order had one
@@ -167,12 +196,12 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     )
     yield "get_currencies", result("public__get_currencies"), api.call("public/get_currencies", {})
     yield "get_instruments future", real_futures[0], instruments[future]
-    yield "get_instruments perpetual", real_futures[1], instruments["BTC-PERPETUAL"]
+    yield "get_instruments perpetual", real_futures[1], instruments[perp]
     yield "get_instrument option", result("public__get_instrument.option"), instruments[option]
     yield (
         "ticker perpetual",
         result("public__ticker.perpetual"),
-        api.call("public/ticker", {"instrument_name": "BTC-PERPETUAL"}),
+        api.call("public/ticker", {"instrument_name": perp}),
     )
     yield (
         "ticker option",
@@ -180,7 +209,7 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
         api.call("public/ticker", {"instrument_name": option}),
     )
     yield "get_book_summary_by_currency future", real_lines[0], book[future]
-    yield "get_book_summary_by_currency perpetual", real_lines[1], book["BTC-PERPETUAL"]
+    yield "get_book_summary_by_currency perpetual", real_lines[1], book[perp]
     option_line = result("public__get_book_summary_by_currency.option")[0]
     yield "get_book_summary_by_currency option", option_line, book[option]
     yield (
@@ -191,29 +220,32 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     yield (
         "get_funding_rate_value",
         result("public__get_funding_rate_value"),
-        api.call("public/get_funding_rate_value", {"instrument_name": "BTC-PERPETUAL", **window}),
+        api.call("public/get_funding_rate_value", {"instrument_name": perp, **window}),
     )
     yield (
         "get_index_price",
         result("public__get_index_price"),
-        api.call("public/get_index_price", {"index_name": "btc_usd"}),
+        api.call("public/get_index_price", {"index_name": f"{currency.lower()}_usd"}),
     )
     yield (
         "get_volatility_index_data",
         result("public__get_volatility_index_data"),
-        api.call("public/get_volatility_index_data", {"currency": "BTC", "resolution": "60", **window}),
+        api.call("public/get_volatility_index_data", {"currency": currency, "resolution": "60", **window}),
     )
     yield (
         "get_account_summary",
-        REAL_SUMMARY | _account_fields("private__get_account_summary"),
-        api.call("private/get_account_summary", {"currency": "BTC", "extended": "true"}),
+        _keyed_for(currency, REAL_SUMMARY | _account_fields("private__get_account_summary")),
+        api.call("private/get_account_summary", {"currency": currency, "extended": "true"}),
     )
-    yield (
-        "get_account_summaries",
-        result("private__get_account_summaries") | {"summaries": [REAL_SUMMARY | {"fees": _fees()}]},
-        api.call("private/get_account_summaries", {"extended": "true"}),
-    )
-    yield "get_positions", result("private__get_positions")[0], positions["BTC-PERPETUAL"]
+    summaries = api.call("private/get_account_summaries", {"extended": "true"})
+    for summary in summaries["summaries"]:  # one per currency, each keyed by its own index
+        yield (
+            "get_account_summaries",
+            result("private__get_account_summaries")
+            | {"summaries": [_keyed_for(summary["currency"], REAL_SUMMARY | {"fees": _fees()})]},
+            summaries | {"summaries": [summary]},
+        )
+    yield "get_positions", result("private__get_positions")[0], positions[perp]
     yield "get_position (flat)", result("private__get_position"), a["flat_perp"]
     yield "buy", result("private__buy") | {"order": REAL_ORDER}, a["bought"]
     yield "sell", result("private__sell") | {"order": REAL_ORDER}, a["reduced"]
@@ -226,12 +258,12 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     yield (
         "get_order_state_by_label",
         [REAL_ORDER],
-        api.call("private/get_order_state_by_label", {"currency": "BTC", "label": "l1"}),
+        api.call("private/get_order_state_by_label", {"currency": currency, "label": "l1"}),
     )
     yield (
         "get_open_orders_by_currency",
         [REAL_ORDER],
-        api.call("private/get_open_orders_by_currency", {"currency": "BTC"}),
+        api.call("private/get_open_orders_by_currency", {"currency": currency}),
     )
     yield (
         "get_open_orders_by_instrument",
@@ -249,6 +281,15 @@ def _cases(a: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
         result("private__get_user_trades_by_order"),
         api.call("private/get_user_trades_by_order", {"order_id": unlabelled}),
     )
+
+
+def _keyed_for(currency: str, real: dict[str, Any]) -> dict[str, Any]:
+    """The published BTC summary's maps keyed by ``currency``'s index (``eth_usd`` for ETH)."""
+    index = f"{currency.lower()}_usd"
+    return {
+        k: {index if key == "btc_usd" else key: x for key, x in v.items()} if isinstance(v, dict) else v
+        for k, v in real.items()
+    }
 
 
 def _account_fields(name: str) -> dict[str, Any]:
@@ -288,12 +329,19 @@ def test_each_reply_has_the_published_shape(account):
     assert not failures, "\n".join(failures)
 
 
-def test_the_envelopes_are_deribits():
-    """A success and the two published error envelopes, over HTTP, compared with the fixtures."""
-    engine = SimExchange(SimConfig(seed=3))
-    with SimServer(engine, port=0, speed=0.0) as server:
+@pytest.mark.parametrize("currency", ["BTC", "ETH"])
+def test_the_envelopes_are_deribits(currency):
+    """A success and the two published error envelopes, over HTTP, compared with the fixtures (ETH's
+    from a two-currency simulator)."""
+    config = SimConfig(seed=3)
+    exchange: SimExchange | MultiSim = SimExchange(config)
+    if currency == "ETH":
+        exchange = MultiSim.correlated([currency_config(c, base=config) for c in ("BTC", "ETH")])
+    with SimServer(exchange, port=0, speed=0.0) as server:
         ok = _get(server.url + "/api/v2/public/get_time")
-        bad = _get(server.url + "/api/v2/private/get_account_summary?currency=BTC")  # no Authorization
+        bad = _get(
+            server.url + f"/api/v2/private/get_account_summary?currency={currency}"
+        )  # no Authorization
         missing = _get(server.url + "/api/v2/public/get_book_summary_by_currency")
     assert differences(fixture("public__get_time.ccxt"), ok) == set()
     assert differences(fixture("errors__invalid_params_-32602"), missing) == set()
