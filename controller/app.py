@@ -24,9 +24,10 @@ from controller.execution import DryRunExecutor, Event, OrderExecutor
 from controller.journal import Journal, refuse_foreign
 from controller.lock import RunLocks, account_key
 from controller.loop import Controller
+from controller.loop.portfolio import PortfolioController, PortfolioSettings
 from controller.records import Notice
 from controller.venues import ReadOnlyVenue, Venue
-from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue
+from controller.venues.sim import SimSetupError, SimVenue, open_sim_venue, open_sim_venues
 
 API_KEY_ENV = "LEVCTL_API_KEY"
 API_SECRET_ENV = "LEVCTL_API_SECRET"
@@ -89,12 +90,14 @@ def build_controller(
     log: Callable[[str, str], None] = lambda level, message: None,
     sleep: Callable[[float], None] = time.sleep,
     notify: Callable[[Notice], list[Event]] | None = None,
-) -> Controller:
+) -> Controller | PortfolioController:
     """Everything a run needs, wired: locks first, then the journal, the venue and the executor.
 
     Raises :class:`~controller.lock.AlreadyRunningError` when another process holds the decision log
     (or, for a run that sends orders to an exchange, the account).  ``notify`` is told after each
     committed cycle and at the run's end (the command line passes ``controller.review.notify``'s).
+    With several ``venue.currencies`` the result is a :class:`PortfolioController`: a controller per
+    currency (its own venue and executor) sharing the decision log and the run.
     """
     env = os.environ if env is None else env
     mode = effective_mode(config, options)
@@ -120,56 +123,90 @@ def build_controller(
     except BaseException:
         locks.release()
         raise
+    try:
+        venues, clock, advance = _venues(config, options, key, secret, log)
+    except BaseException:
+        journal.close()
+        locks.release()
+        raise
+    legs: dict[str, Controller] = {}
+    for currency, venue in venues.items():
+        several = len(venues) > 1
+        leg_config = config.for_currency(currency) if several else config
+        executor, read_venue = _executor(mode, venue, journal, clock, leg_config, sleep)
+        legs[currency] = Controller(
+            config=leg_config,
+            venue=read_venue,
+            executor=executor,
+            journal=journal,
+            clock=clock,
+            sleep=sleep,
+            advance=None if several else advance,
+            kill_switch=Path(config.run.kill_switch_file).exists,
+            log=_tagged(log, currency) if several else log,
+            scrub=_scrubber(key, secret),
+            release=locks.release if not legs else (lambda: None),
+            resume_state=not options.fresh_state,
+        )
+        if notify is not None:
+            legs[currency].notify = notify
+    if len(legs) == 1:
+        return legs[config.venue.currency]
+    return PortfolioController(legs, PortfolioSettings.of(config), clock=clock, advance=advance)
+
+
+def _venues(
+    config: Config,
+    options: RunOptions,
+    key: str | None,
+    secret: str | None,
+    log: Callable[[str, str], None],
+) -> tuple[dict[str, Venue], Callable[[], datetime], Callable[[], None] | None]:
+    """Each currency's venue, the clock they share and, on the simulator, the step of its clock."""
+    currencies = config.currencies
     if config.venue.kind == "sim":
-        sim = _sim_venue(config, log)
-        venue: Venue = sim
-        clock: Callable[[], datetime] = lambda: sim.now  # noqa: E731 - the virtual clock
+        one = len(currencies) == 1
+        sims = {currencies[0]: _sim_venue(config, log)} if one else _sim_venues(config, log)
+        first = next(iter(sims.values()))
         step = config.venue.sim.step_s
+        return dict(sims), (lambda: first.now), (lambda: first.advance(step))
+    from controller.venues.ccxt_deribit import CcxtVenue  # ccxt loads only when a run needs it
 
-        def advance() -> None:
-            sim.advance(step)
-
-        advance_fn: Callable[[], None] | None = advance
-    else:
-        settings = config.ccxt_settings()
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    venues: dict[str, Venue] = {}
+    for currency in currencies:
+        settings = (config.for_currency(currency) if len(currencies) > 1 else config).ccxt_settings()
         if options.venue_url:
             settings = replace(settings, rest_url=options.venue_url)
-        from controller.venues.ccxt_deribit import CcxtVenue  # ccxt loads only when a run needs it
+        venues[currency] = CcxtVenue(settings, api_key=key, api_secret=secret, clock=clock)
+    return venues, clock, None
 
-        clock = lambda: datetime.now(UTC)  # noqa: E731
-        venue = CcxtVenue(settings, api_key=key, api_secret=secret, clock=clock)
-        advance_fn = None
+
+def _executor(
+    mode: str,
+    venue: Venue,
+    journal: Journal,
+    clock: Callable[[], datetime],
+    config: Config,
+    sleep: Callable[[float], None],
+) -> tuple[DryRunExecutor | OrderExecutor, Venue | ReadOnlyVenue]:
+    """Dry run: no venue to send to, and a read-only view to read; otherwise orders written ahead."""
     if mode == "dry-run":
-        executor: DryRunExecutor | OrderExecutor = DryRunExecutor()
-        read_venue = ReadOnlyVenue(venue)
-    else:
-        executor = OrderExecutor(
-            venue,
-            journal,
-            clock=clock,
-            order_timeout_s=config.run.order_timeout_s,
-            valid_for_s=config.run.order_valid_s,
-            valid_margin_s=config.run.valid_margin_s,
-            sleep=sleep,
-        )
-        read_venue = venue  # type: ignore[assignment]
-    controller = Controller(
-        config=config,
-        venue=read_venue,
-        executor=executor,
-        journal=journal,
+        return DryRunExecutor(), ReadOnlyVenue(venue)
+    executor = OrderExecutor(
+        venue,
+        journal,
         clock=clock,
+        order_timeout_s=config.run.order_timeout_s,
+        valid_for_s=config.run.order_valid_s,
+        valid_margin_s=config.run.valid_margin_s,
         sleep=sleep,
-        advance=advance_fn,
-        kill_switch=Path(config.run.kill_switch_file).exists,
-        log=log,
-        scrub=_scrubber(key, secret),
-        release=locks.release,
-        resume_state=not options.fresh_state,
     )
-    if notify is not None:
-        controller.notify = notify
-    return controller
+    return executor, venue
+
+
+def _tagged(log: Callable[[str, str], None], currency: str) -> Callable[[str, str], None]:
+    return lambda level, message: log(level, f"[{currency}] {message}")
 
 
 def _scrubber(*secrets: str | None) -> Callable[[str], str]:
@@ -182,6 +219,19 @@ def _scrubber(*secrets: str | None) -> Callable[[str], str]:
         return text
 
     return scrub
+
+
+def _sim_venues(config: Config, log: Callable[[str, str], None]) -> dict[str, SimVenue]:
+    """One venue per currency on a two-currency simulator, its markets correlated."""
+    legs = [config.for_currency(c) for c in config.currencies]
+    try:
+        return open_sim_venues(
+            [c.sim_settings() for c in legs],
+            books={c.venue.currency: c.starting_book() for c in legs},
+            log=log,
+        )
+    except SimSetupError as exc:
+        raise ConfigError(f"{config.source}: venue.sim.{exc.where}: {exc.message}") from None
 
 
 def _sim_venue(config: Config, log: Callable[[str, str], None]) -> SimVenue:

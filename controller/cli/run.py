@@ -308,12 +308,17 @@ def _logging(config: Config, *, quiet: bool = False) -> logging.Logger:
     return logger
 
 
-def _print_result(result: CycleResult, mode: str, as_json: bool) -> None:
-    if result.error is not None:
-        raise click.ClickException(f"the cycle failed: {result.error}")
+def _print_result(result: CycleResult | list[CycleResult], mode: str, as_json: bool) -> None:
+    """One cycle; a portfolio's, one per currency (``--json``: a list)."""
+    results = result if isinstance(result, list) else [result]
+    failed = [r.error for r in results if r.error is not None]
+    if failed:
+        raise click.ClickException(f"the cycle failed: {'; '.join(failed)}")
     if as_json:
         from controller.review.render import cycle_to_dict
 
-        click.echo(json.dumps(cycle_to_dict(result, mode), indent=2, default=str))
+        shown = [cycle_to_dict(r, mode) for r in results]
+        click.echo(json.dumps(shown if isinstance(result, list) else shown[0], indent=2, default=str))
     else:
-        print_cycle(console(), result, mode)
+        for r in results:
+            print_cycle(console(), r, mode)

@@ -181,6 +181,17 @@ class PortfolioController:
     def journal(self) -> Any:
         return self.first.journal
 
+    @property
+    def config(self) -> Config:
+        return self.first.config
+
+    @property
+    def notify(self) -> Callable[..., Any]:
+        return self.first.notify
+
+    def scrub(self, text: str) -> str:
+        return self.first.scrub(text)
+
     def start(self) -> None:
         self.first.start()
         for leg in list(self.legs.values())[1:]:

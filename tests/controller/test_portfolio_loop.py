@@ -1,0 +1,214 @@
+"""A book in two currencies held to one volatility target: hand-computed shares, frozen currencies,
+and the whole loop on the two-currency simulator (each currency its own wallet and perpetual)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.app import RunOptions, build_controller
+from controller.config import build_config
+from controller.loop import Observed
+from controller.loop.portfolio import PortfolioController, portfolio_shares
+from controller.risk import RiskSettings, RiskState, assess
+from controller.risk.correlation import CorrelationEstimate
+from controller.risk.policy import PolicySettings, target_leverage
+from tests.controller.snapshots import NOW, snapshot
+
+RISK = RiskSettings(sigma_sources=("index",), reference_vol=0.6)
+POLICY = PolicySettings()  # L_base 1, so the target is σ_book / E = σ_ref = 60 %
+HEDGES = {"BTC": "BTC-PERPETUAL", "ETH": "ETH-PERPETUAL"}
+
+
+def _observed(currency: str, *, equity_coin: float, index: float, vol: float, age_s: float = 0.0) -> Observed:
+    snap = dataclasses.replace(
+        snapshot(equity_coin=equity_coin, index=index, vol_index=vol, age_s=age_s), currency=currency
+    )
+    report, state = assess(snap, RISK, RiskState(), now=NOW)
+    return Observed(snap, report, state)
+
+
+def _book(*, btc_vol: float = 0.6, eth_vol: float = 0.8, eth_age_s: float = 0.0) -> dict[str, Observed]:
+    """10 BTC at 80,000 (Δ 800,000 USD) and 100 ETH at 4,000 (Δ 400,000 USD), unhedged: E = 1.2 M."""
+    return {
+        "BTC": _observed("BTC", equity_coin=10.0, index=80_000.0, vol=btc_vol),
+        "ETH": _observed("ETH", equity_coin=100.0, index=4_000.0, vol=eth_vol, age_s=eth_age_s),
+    }
+
+
+def _estimate(rho: float) -> CorrelationEstimate:
+    return CorrelationEstimate(("BTC", "ETH"), np.array([[1.0, rho], [rho, 1.0]]), None, None)
+
+
+def _shares(observed, rho, frozen=None):
+    return portfolio_shares(
+        observed,
+        hedges=HEDGES,
+        frozen=frozen or {},
+        estimate=_estimate(rho),
+        policy=POLICY,
+        reference_vol=0.6,
+        split="proportional",
+    )
+
+
+@pytest.mark.parametrize(
+    "rho, book_vol, leverage",
+    [
+        # σ_book = sqrt(480,000² + 320,000²) = 576,888; k = 720,000 / 576,888 = 1.24808
+        (0.0, math.hypot(480_000.0, 320_000.0), 720_000.0 / math.hypot(480_000.0, 320_000.0)),
+        # σ_book = 480,000 + 320,000 = 800,000: k = 0.9
+        (1.0, 800_000.0, 0.9),
+    ],
+)
+def test_uncorrelated_and_perfectly_correlated_books_by_hand(rho, book_vol, leverage):
+    shares = _shares(_book(), rho)
+    row = shares["BTC"].row
+    assert row["book_vol_usd"] == pytest.approx(book_vol, rel=1e-12)
+    assert row["correlation"] == {"BTC/ETH": rho}
+    assert row["portfolio_equity_usd"] == pytest.approx(1_200_000.0)
+    assert row["portfolio_leverage"] == pytest.approx(1.0)
+    assert row["risk_leverage"] == pytest.approx(book_vol / (1_200_000.0 * 0.6))
+    # proportional split: every currency's Δ scaled by k, i.e. k × its own equity (Δ = equity here)
+    for currency in ("BTC", "ETH"):
+        assert shares[currency].target_leverage == pytest.approx(leverage, rel=1e-9)
+    goals = row["portfolio"]["goals"]
+    assert goals["BTC"]["goal_delta_usd"] == pytest.approx(800_000.0 * leverage, rel=1e-9)
+    assert goals["ETH"]["hedge_change_usd"] == pytest.approx(400_000.0 * (leverage - 1.0), rel=1e-9)
+
+
+def test_with_rho_one_and_equal_vols_the_portfolio_target_is_the_single_currency_one():
+    for vol in (0.3, 0.6, 1.2):
+        shares = _shares(_book(btc_vol=vol, eth_vol=vol), 1.0)
+        single = target_leverage(sigma_hat=vol, reference_vol=0.6, settings=POLICY)
+        assert shares["BTC"].target_leverage == pytest.approx(single, rel=1e-12)
+        assert shares["ETH"].target_leverage == pytest.approx(single, rel=1e-12)
+
+
+def test_a_frozen_currency_keeps_its_hedge_and_the_other_absorbs_the_scaling():
+    shares = _shares(_book(), 0.0, frozen={"ETH": "data 600 s old"})
+    assert shares["ETH"].target_leverage is None  # its own policy holds on its stale data
+    # ETH's 400,000 at 80 % stays: BTC's σ part is sqrt(720,000² − 320,000²) = 644,981 → Δ 1,074,968
+    btc_goal = math.sqrt(720_000.0**2 - 320_000.0**2) / 0.6
+    assert shares["BTC"].target_leverage == pytest.approx(btc_goal / 800_000.0, rel=1e-9)
+    goals = shares["BTC"].row["portfolio"]["goals"]
+    assert goals["ETH"]["hedge_change_usd"] == 0.0 and goals["ETH"]["frozen"] == "data 600 s old"
+
+
+def test_before_the_correlation_is_known_every_pair_counts_as_one():
+    unknown = CorrelationEstimate(("BTC", "ETH"), None, None, "2 returns, need 2.0 days")
+    shares = portfolio_shares(
+        _book(),
+        hedges=HEDGES,
+        frozen={},
+        estimate=unknown,
+        policy=POLICY,
+        reference_vol=0.6,
+        split="proportional",
+    )
+    assert shares["BTC"].row["book_vol_usd"] == pytest.approx(800_000.0)
+    assert any("ρ = 1 assumed" in r for r in shares["BTC"].row["portfolio"]["reasons"])
+
+
+# ------------------------------------------------------------------ the loop on the two-currency simulator
+def _portfolio(tmp_path: Path) -> PortfolioController:
+    config = build_config(
+        {
+            "run": {"mode": "paper", "interval_s": 0.0, "db": str(tmp_path / "p.db")},
+            "venue": {"currencies": ["BTC", "ETH"], "sim": {"step_s": 3600}},
+            "portfolio": {"correlation_min_history_days": 0.5},
+        }
+    )
+    controller = build_controller(config, RunOptions(), env={})
+    assert isinstance(controller, PortfolioController)
+    return controller
+
+
+class _StaleVenue:
+    """The venue as it is, but every figure it reports 10 minutes old (a feed that stopped)."""
+
+    def __init__(self, venue):
+        self._venue = venue
+
+    def __getattr__(self, name):
+        return getattr(self._venue, name)
+
+    def snapshot(self):
+        snap = self._venue.snapshot()
+        old = snap.server_time - timedelta(minutes=10)
+        return dataclasses.replace(
+            snap,
+            index_observed_at=old,
+            hedge=dataclasses.replace(snap.hedge, observed_at=old),
+            positions=tuple(dataclasses.replace(p, observed_at=old) for p in snap.positions),
+        )
+
+
+def test_a_stale_currency_freezes_only_its_own_hedging(tmp_path):
+    controller = _portfolio(tmp_path)
+    controller.start()
+    try:
+        for _ in range(24):
+            controller.cycle()
+        btc, eth = controller.legs["BTC"], controller.legs["ETH"]
+        btc.venue = _StaleVenue(btc.venue)
+        for leg in (btc, eth):
+            leg.venue.engine.shock(price_factor=0.88)  # realised σ̂ jumps: far outside any band
+        n = controller.cycles_done + 1
+        results = controller.cycle()
+    finally:
+        controller.finish("finished", "test")
+        controller.close()
+    btc_result, eth_result = results
+    assert btc_result.decision.action.value == "HOLD" and "old" in btc_result.decision.reason
+    assert eth_result.decision.action.value in ("REBALANCE", "REDUCE") and eth_result.decision.orders
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "p.db")
+    rows = dict(db.execute("select currency, portfolio from cycles where n = ?", [n]).fetchall())
+    assert set(rows) == {"BTC", "ETH"}
+    goals = json.loads(rows["ETH"])["goals"]
+    assert goals["BTC"]["frozen"].startswith("data") and goals["BTC"]["hedge_change_usd"] == 0.0
+    sent = db.execute(
+        "select o.currency, o.instrument from orders o join cycles c on o.cycle_id = c.id where c.n = ?", [n]
+    )
+    assert {r[0] for r in sent.fetchall()} == {"ETH"}
+    tagged = db.execute("select count(*) from positions where currency is null or currency = ''").fetchone()[
+        0
+    ]
+    assert tagged == 0
+
+
+def test_two_currencies_share_one_run_and_each_cycle_records_the_portfolio(tmp_path):
+    controller = _portfolio(tmp_path)
+    controller.start()
+    try:
+        for _ in range(36):
+            controller.cycle()
+    finally:
+        controller.finish("finished", "test")
+        controller.close()
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "p.db")
+    assert db.execute("select count(*) from runs").fetchone()[0] == 1
+    rows = db.execute(
+        "select n, currency, book_vol_usd, correlation, portfolio_equity_usd, equity_usd, delta_usd, sigma_hat "
+        "from cycles order by n, currency"
+    ).fetchall()
+    assert [r[1] for r in rows[:2]] == ["BTC", "ETH"] and len(rows) == 72
+    for btc, eth in zip(rows[::2], rows[1::2], strict=True):
+        assert btc[0] == eth[0] and btc[2] == eth[2] and btc[3] == eth[3]  # one portfolio per cycle
+        assert btc[4] == pytest.approx(btc[5] + eth[5])  # E = Σ equity
+        rho = json.loads(btc[3])["BTC/ETH"]
+        by_hand = math.sqrt(
+            (btc[6] * btc[7]) ** 2 + (eth[6] * eth[7]) ** 2 + 2 * rho * btc[6] * btc[7] * eth[6] * eth[7]
+        )
+        assert btc[2] == pytest.approx(by_hand, rel=1e-9)
+    assert 0.3 < json.loads(rows[-1][3])["BTC/ETH"] < 1.0  # estimated from the correlated markets
