@@ -24,10 +24,12 @@ REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "repl
 @click.command(name="replay")
 @click.option(
     "--data",
-    "data_path",
-    type=click.Path(path_type=Path),
+    "data_paths",
+    multiple=True,
     required=True,
-    help="Market history CSV: timestamp_ms, index_usd (or btc_usd), dvol (percent), funding_rate_8h.",
+    help="Market history CSV: timestamp_ms, index_usd (or btc_usd), dvol (percent), funding_rate_8h. "
+    "Give it once per currency (CURRENCY=path, or a file named after its currency) to replay a "
+    "portfolio beside one controller per currency, on the files' common timestamps.",
 )
 @click.option(
     "--currency",
@@ -52,7 +54,7 @@ REFERENCE_BOOKS = {"perpetual": "replay-perpetual.toml", "short-straddle": "repl
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay_command(
-    data_path: Path,
+    data_paths: tuple[str, ...],
     currency: str | None,
     config_path: Path | None,
     book: str | None,
@@ -70,6 +72,18 @@ def replay_command(
         raise click.UsageError(
             "give --config or --book, not both (a config's [replay] section names its book)"
         )
+    if len(data_paths) > 1:
+        if currency is not None:
+            raise click.UsageError(
+                "--currency names one history's currency: with several, name each CURRENCY=path"
+            )
+        from controller.cli.replay_portfolio import replay_portfolio_command
+
+        with user_errors():
+            config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
+        replay_portfolio_command(config, data_paths, db=db, as_json=as_json, quiet=quiet)
+        return
+    data_path = Path(data_paths[0])
     with user_errors():
         config = load_config(config_path, embedded=REFERENCE_BOOKS[book or "perpetual"])
         if currency is not None:

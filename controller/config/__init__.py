@@ -69,6 +69,7 @@ class SimVenueConfig(_Strict):
     start: datetime = datetime(2026, 1, 2, 8, tzinfo=UTC)
     step_s: Positive = 3600.0  # virtual time that passes per cycle
     initial_balance: Positive = 10.0
+    initial_balances: dict[Literal["BTC", "ETH"], Positive] = Field(default_factory=dict)  # per currency
     replay: str | None = None
     use_vol_index: bool = False  # also read the simulated DVOL (the replayed one in a replay)
     weeklies: Annotated[int, Field(ge=0, le=8)] = 3  # listed expiries of each kind; 0/0/0: perpetual only
@@ -269,6 +270,8 @@ class Config:
         """The configuration of one currency of a portfolio: its own perpetual, its order cap."""
         raw = self.file.model_dump(mode="json")
         raw["venue"].update(currency=currency, currencies=[], hedge_instrument="")
+        if currency in self.venue.sim.initial_balances:
+            raw["venue"]["sim"]["initial_balance"] = self.venue.sim.initial_balances[currency]
         if currency in self.file.portfolio.max_order_usd:
             raw["policy"]["max_order_usd"] = self.file.portfolio.max_order_usd[currency]
         return build_config(raw, source=f"{self.source} [{currency}]")

@@ -124,7 +124,10 @@ def test_run_refuses_live_without_the_flag(tmp_path):
 
 def test_several_currencies_each_on_its_own_perpetual_with_its_own_cap():
     config = build_config(
-        {"venue": {"currencies": ["BTC", "ETH"]}, "portfolio": {"max_order_usd": {"ETH": 250_000}}}
+        {
+            "venue": {"currencies": ["BTC", "ETH"], "sim": {"initial_balances": {"ETH": 30.0}}},
+            "portfolio": {"max_order_usd": {"ETH": 250_000}},
+        }
     )
     assert config.currencies == ("BTC", "ETH")
     btc, eth = (config.for_currency(c) for c in config.currencies)
@@ -135,6 +138,7 @@ def test_several_currencies_each_on_its_own_perpetual_with_its_own_cap():
     )
     assert (eth.venue.hedge_instrument, eth.policy.max_order_usd) == ("ETH-PERPETUAL", 250_000)
     assert btc.policy.max_order_usd == config.policy.max_order_usd
+    assert (btc.venue.sim.initial_balance, eth.venue.sim.initial_balance) == (10.0, 30.0)
     assert build_config({}).currencies == ("BTC",)
 
 
