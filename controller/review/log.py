@@ -20,7 +20,7 @@ CYCLE_COLUMNS = (
     "signed_leverage, leverage_iv, leverage_stress, target_leverage, band_low, band_high, margin_ratio, "
     "worst_scenario_loss_usd, liquidation_move, latency_ms, advice"
 )
-OPTIONAL_COLUMNS = ("var_usd", "es_usd")  # in logs of schema 5 and later
+OPTIONAL_COLUMNS = ("var_usd", "es_usd", "currency", "risk_leverage", "book_vol_usd")  # schema 5 and 6
 
 
 def _cycle_columns(conn: Any) -> str:
@@ -31,7 +31,7 @@ def _cycle_columns(conn: Any) -> str:
 ORDER_COLUMNS = (
     "id, run_id, cycle_id, label, instrument, side, amount, status, exchange_order_id, filled_amount, "
     "avg_price, error"
-)
+)  # an order's currency is its instrument's
 EMPTY: dict[str, list[dict[str, Any]]] = {
     "runs": [],
     "cycles": [],

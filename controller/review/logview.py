@@ -45,11 +45,14 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
                 str(o["ts"])[:19], (o["error"] or "")[:60],
             )  # fmt: skip
         console.print(pending)
+    several = len({c.get("currency") for c in activity["cycles"]}) > 1  # a portfolio: per currency
     cycles = _table(
-        "cycles",
+        "cycles"
+        + (" of a portfolio: R = σ_book / (E · σ_ref), the whole book's risk leverage" if several else ""),
         (
             "run",
             "n",
+            *(("cur", "R") if several else ()),
             "time (UTC)",
             "state",
             "action",
@@ -61,11 +64,13 @@ def render_activity(console: Console, activity: dict[str, list[dict[str, Any]]])
             "L_stress",
             "reason",
         ),
-        right=("run", "n", "equity $", "L", "L*", "band", "σ̂", "L_stress"),
+        right=("run", "n", "R", "equity $", "L", "L*", "band", "σ̂", "L_stress"),
     )
     for c in activity["cycles"]:
         cycles.add_row(
-            str(c["run_id"]), str(c["n"]), str(c["ts"])[:19], c["state"], c["action"],
+            str(c["run_id"]), str(c["n"]),
+            *((c.get("currency") or "", fmt_optional(c.get("risk_leverage"), ".2f", "")) if several else ()),
+            str(c["ts"])[:19], c["state"], c["action"],
             fmt_optional(c["equity_usd"], ",.0f", ""), fmt_optional(c["signed_leverage"], "+.2f", ""),
             fmt_optional(c["target_leverage"], "+.2f", ""), _band(c), fmt_optional(c["sigma_hat"], ".1%", ""),
             fmt_optional(c["leverage_stress"], ".2f", ""), (c["reason"] or "")[:90],

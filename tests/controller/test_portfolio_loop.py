@@ -212,3 +212,10 @@ def test_two_currencies_share_one_run_and_each_cycle_records_the_portfolio(tmp_p
         )
         assert btc[2] == pytest.approx(by_hand, rel=1e-9)
     assert 0.3 < json.loads(rows[-1][3])["BTC/ETH"] < 1.0  # estimated from the correlated markets
+    from click.testing import CliRunner
+
+    from controller.cli import cli
+
+    shown = CliRunner().invoke(cli, ["log", "--db", str(tmp_path / "p.db"), "--limit", "4"])
+    assert shown.exit_code == 0 and "risk leverage" in shown.output
+    assert shown.output.count("│ BTC │") == 2 and shown.output.count("│ ETH │") == 2
