@@ -193,7 +193,19 @@ def _executor(
     """Dry run: no venue to send to, and a read-only view to read; otherwise orders written ahead."""
     if mode == "dry-run":
         return DryRunExecutor(), ReadOnlyVenue(venue)
-    executor = OrderExecutor(
+    return order_executor(venue, journal, config, clock=clock, sleep=sleep), venue
+
+
+def order_executor(
+    venue: Venue,
+    journal: Journal,
+    config: Config,
+    *,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+) -> OrderExecutor:
+    """The executor that sends orders, with the configuration's timeouts and validity."""
+    return OrderExecutor(
         venue,
         journal,
         clock=clock,
@@ -202,7 +214,6 @@ def _executor(
         valid_margin_s=config.run.valid_margin_s,
         sleep=sleep,
     )
-    return executor, venue
 
 
 def _tagged(log: Callable[[str, str], None], currency: str) -> Callable[[str, str], None]:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from controller.app import order_executor
 from controller.config import Config
-from controller.execution import DryRunExecutor, OrderExecutor
+from controller.execution import DryRunExecutor
 from controller.journal import Journal
 from controller.lock import RunLocks
 from controller.loop import Controller, ControllerHalted
@@ -182,19 +184,13 @@ def _portfolio_once(
     return portfolio.run_id, done, status
 
 
-def _controller(config: Config, venue: SimVenue, journal: Journal, *, clock) -> Controller:
+def _controller(
+    config: Config, venue: SimVenue, journal: Journal, *, clock: Callable[[], datetime]
+) -> Controller:
     executor = (
         DryRunExecutor()
         if config.run.mode == "dry-run"
-        else OrderExecutor(
-            venue,
-            journal,
-            clock=clock,
-            order_timeout_s=config.run.order_timeout_s,
-            valid_for_s=config.run.order_valid_s,
-            valid_margin_s=config.run.valid_margin_s,
-            sleep=lambda s: None,
-        )
+        else order_executor(venue, journal, config, clock=clock, sleep=lambda s: None)
     )
     return Controller(
         config=config,

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from controller.app import order_executor
 from controller.config import Config, ConfigError, build_config
-from controller.execution import DryRunExecutor, OrderExecutor
+from controller.execution import DryRunExecutor
 from controller.journal import Journal
 from controller.lock import RunLocks
 from controller.loop import Controller, ControllerHalted
@@ -227,15 +228,7 @@ def _replay_once(
     executor = (
         DryRunExecutor()
         if passive
-        else OrderExecutor(
-            venue,
-            journal,
-            clock=lambda: engine.now,
-            order_timeout_s=config.run.order_timeout_s,
-            valid_for_s=config.run.order_valid_s,
-            valid_margin_s=config.run.valid_margin_s,
-            sleep=lambda s: None,
-        )
+        else order_executor(venue, journal, config, clock=lambda: engine.now, sleep=lambda s: None)
     )
     controller = Controller(
         config=config,
