@@ -228,6 +228,11 @@ class PortfolioConfig(_Strict):
     correlation_half_life_days: Positive = 7.0
     correlation_min_history_days: NonNegative = 2.0  # before it, every pair counts as ρ = 1
     max_order_usd: dict[Currency, Positive] = Field(default_factory=dict)  # per currency, else policy's
+    eth_beta: Positive = 1.5  # the named stress "ETH moves 1.5× BTC"
+    cascade_amplification: NonNegative = 0.5  # the liquidation move extended by this share again
+    cascade_vol_shift: Annotated[float, Field(ge=-1)] = 0.5  # implied vols × (1 + this) at the cascade
+    max_var_fraction: Positive | None = None  # the book's joint VaR above this share of equity: REDUCING
+    min_cascade_distance: Annotated[float, Field(gt=0, lt=1)] | None = None  # a nearer cascade: REDUCING
 
 
 class FileConfig(_Strict):

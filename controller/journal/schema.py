@@ -214,6 +214,10 @@ def _v6(db: sqlite_utils.Database) -> None:
         ("portfolio_leverage", float),  # Σ|Δ_usd| / E
         ("risk_leverage", float),  # σ_book / (E · σ_ref)
         ("portfolio", str),  # JSON: the portfolio target and the named stresses, where computed
+        ("portfolio_var_usd", float),  # the whole book's 1-day VaR on joint historical days
+        ("portfolio_es_usd", float),
+        ("cascade_loss_usd", float),  # the liquidation cascade's loss, and the common move to it
+        ("cascade_distance", float),
     ):
         cycles.add_column(column, kind)
     for table in ("positions", "orders"):

@@ -328,6 +328,7 @@ class Controller:
             kill_switch=self.kill_switch(),
             in_flight=tuple(for_policy(o) for o in self.in_flight),
             portfolio_target=None if portfolio is None else portfolio.target_leverage,
+            portfolio_reducing=() if portfolio is None else portfolio.reducing,
         )
         self.risk_state, self.policy_state = risk_state, policy_state
         execution = self.executor.execute(

@@ -48,6 +48,7 @@ class PortfolioShare:
 
     target_leverage: float | None
     row: Mapping[str, Any]
+    reducing: tuple[str, ...] = ()  # the whole book's guards breached: this currency only reduces
 
 
 @dataclass

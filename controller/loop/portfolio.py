@@ -31,6 +31,7 @@ from controller.config import Config
 from controller.execution import Event
 from controller.loop.controller import Controller
 from controller.loop.cycles import CycleResult, Observed, PortfolioShare
+from controller.loop.portfolio_risk import BookStressSettings, book_stress
 from controller.loop.runtime import run_on_schedule
 from controller.risk.correlation import CorrelationEstimate, CovarianceEwma, correlation, observe
 from controller.risk.policy import Mode, PolicySettings
@@ -44,11 +45,19 @@ class PortfolioSettings:
     split: str = "proportional"  # or "equal_risk"
     correlation_half_life_s: float = 7 * DAY_S
     correlation_min_history_days: float = 2.0
+    stress: BookStressSettings = field(default_factory=BookStressSettings)
 
     @classmethod
     def of(cls, config: Config) -> PortfolioSettings:
         p = config.file.portfolio
-        return cls(p.split, p.correlation_half_life_days * DAY_S, p.correlation_min_history_days)
+        stress = BookStressSettings(
+            cascade_amplification=p.cascade_amplification,
+            cascade_vol_shift=p.cascade_vol_shift,
+            betas={"ETH": p.eth_beta},
+            max_var_fraction=p.max_var_fraction,
+            min_cascade_distance=p.min_cascade_distance,
+        )
+        return cls(p.split, p.correlation_half_life_days * DAY_S, p.correlation_min_history_days, stress)
 
 
 def portfolio_shares(
@@ -127,6 +136,26 @@ def portfolio_shares(
         )
         for g in target.goals
     }
+
+
+def with_book_stress(
+    shares: Mapping[str, PortfolioShare],
+    observed: Mapping[str, Observed],
+    config: Config,
+    settings: BookStressSettings,
+) -> dict[str, PortfolioShare]:
+    """The shares with the whole book's VaR, stresses and cascade on their row, and its guards."""
+    reference = config.risk.reference_vol
+    sigma = {c: _sigma(o.report.sigma_hat, o.report.sigma.realised, o.report.sigma.implied, reference)
+             for c, o in observed.items()}  # fmt: skip
+    stress = book_stress(observed, sigma=sigma, risk=config.risk, settings=settings)
+    risk = {k: stress.row.pop(k) for k in ("var", "stresses", "cascade") if k in stress.row}
+    out = {}
+    for c, share in shares.items():
+        row = {**share.row, **stress.row}
+        row["portfolio"] = {**row.get("portfolio", {}), **risk}
+        out[c] = PortfolioShare(share.target_leverage, row, stress.reducing)
+    return out
 
 
 def _sigma(hat: float | None, realised: float | None, implied: float | None, reference: float) -> float:
@@ -246,8 +275,9 @@ class PortfolioController:
         frozen = {c: "no snapshot this cycle" for c in self.legs if c not in fresh}
         frozen.update((c, why) for c, o in fresh.items() if (why := _stale(o, self.legs[c].config)))
         config = self.first.config
-        return portfolio_shares(
-            {c: self._last[c] for c in self.legs},
+        latest = {c: self._last[c] for c in self.legs}
+        shares = portfolio_shares(
+            latest,
             hedges={c: leg.config.venue.hedge_instrument for c, leg in self.legs.items()},
             frozen=frozen,
             estimate=correlation(
@@ -257,6 +287,7 @@ class PortfolioController:
             reference_vol=config.risk.reference_vol,
             split=self.settings.split,
         )
+        return with_book_stress(shares, latest, config, self.settings.stress)
 
     def run(self, *, cycles: int, scheduler: schedule.Scheduler, should_stop: Callable[[], bool]) -> str:
         return run_on_schedule(

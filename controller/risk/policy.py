@@ -166,12 +166,14 @@ def decide(
     kill_switch: bool = False,
     in_flight: tuple[InFlightOrder, ...] = (),
     portfolio_target: float | None = None,
+    portfolio_reducing: tuple[str, ...] = (),
 ) -> tuple[Decision, PolicyState]:
     """The decision for this cycle, and the policy state to carry to the next.
 
     ``portfolio_target`` (unsigned leverage of this currency's own equity) replaces ``L*`` when a
     portfolio of several currencies sets each one's exposure (:mod:`controller.portfolio`); it is
-    clamped to ``[min_leverage, max_leverage]`` like ``L*``.
+    clamped to ``[min_leverage, max_leverage]`` like ``L*``; ``portfolio_reducing`` are that
+    portfolio's guard breaches, which put this currency in REDUCING like its own.
     """
     peak = max(state.peak_equity_usd or 0.0, report.equity_usd)
     fresh = report.data_age_s <= guards.max_data_age_s
@@ -182,7 +184,7 @@ def decide(
         last_index=report.index_price if fresh else state.last_index,
     )
     target, low, high = _band(report, settings, portfolio_target)
-    why_reducing = _reducing_reasons(report, guards)
+    why_reducing = _reducing_reasons(report, guards) + list(portfolio_reducing)
     reducing = bool(why_reducing)
     advice = options_advice(report, snapshot, limits)
     if report.var is not None and guards.max_var_fraction is not None:

@@ -219,3 +219,83 @@ def test_two_currencies_share_one_run_and_each_cycle_records_the_portfolio(tmp_p
     shown = CliRunner().invoke(cli, ["log", "--db", str(tmp_path / "p.db"), "--limit", "4"])
     assert shown.exit_code == 0 and "risk leverage" in shown.output
     assert shown.output.count("│ BTC │") == 2 and shown.output.count("│ ETH │") == 2
+
+
+# ------------------------------------------------------------------ the whole book's VaR, stresses, cascade
+def _with_history(observed: Observed, closes: np.ndarray) -> Observed:
+    from controller.risk.var import DailyCloses, record_close
+
+    history = DailyCloses()
+    for day, close in enumerate(closes):
+        at = NOW - timedelta(days=len(closes) - day)
+        history = record_close(history, at=at, index=float(close), implied=None, window_days=365)
+    return observed._replace(risk_state=RiskState(observed.risk_state.sigma, history))
+
+
+def test_the_books_joint_var_is_the_quantile_of_delta_times_the_same_days_moves():
+    from controller.loop.portfolio_risk import BookStressSettings, book_stress
+    from controller.risk.var import var_es
+
+    rng = np.random.default_rng(17)
+    btc = 80_000.0 * np.exp(np.cumsum(rng.normal(0, 0.04, 120)))
+    eth = 4_000.0 * np.exp(
+        np.cumsum(0.8 * np.log(btc / np.roll(btc, 1)).clip(-1, 1) + rng.normal(0, 0.02, 120))
+    )
+    observed = {"BTC": _with_history(_book()["BTC"], btc), "ETH": _with_history(_book()["ETH"], eth)}
+    stress = book_stress(observed, sigma={"BTC": 0.6, "ETH": 0.8}, risk=RISK, settings=BookStressSettings())
+    moves = np.column_stack([btc[1:-1] / btc[:-2] - 1.0, eth[1:-1] / eth[:-2] - 1.0])  # completed days
+    by_hand = var_es(moves @ np.array([800_000.0, 400_000.0]), level=RISK.var_level)
+    assert stress.row["portfolio_var_usd"] == pytest.approx(by_hand[0], rel=1e-9)
+    assert stress.row["portfolio_es_usd"] == pytest.approx(by_hand[1], rel=1e-9)
+    assert stress.row["var"]["scenarios"] == moves.shape[0]
+
+
+@pytest.mark.parametrize("maintenance_btc", [0.0, 2.0, 6.0])
+def test_the_cascade_lies_at_the_books_liquidation_move_and_its_loss_grows_with_the_amplification(
+    maintenance_btc,
+):
+    from controller.loop.portfolio_risk import BookStressSettings, book_stress
+
+    book = _book()
+    book["BTC"] = _observed_with_margin(maintenance_btc)
+    losses = []
+    for amplification in (0.0, 0.5, 1.0):
+        settings = BookStressSettings(cascade_amplification=amplification, min_cascade_distance=0.5)
+        stress = book_stress(book, sigma={"BTC": 0.6, "ETH": 0.8}, risk=RISK, settings=settings)
+        # unhedged coin collateral: equity moves as Σ Δ·m = 1.2 M · m, down to the maintenance margin
+        m_liq = -(1_200_000.0 - maintenance_btc * 80_000.0) / 1_200_000.0
+        if m_liq < -0.95:  # beyond the searched range: no cascade figure
+            assert stress.row["cascade_distance"] is None and stress.reducing == ()
+            return
+        assert stress.row["cascade_distance"] == pytest.approx(abs(m_liq), abs=1e-9)
+        liquidation_loss = -1_200_000.0 * m_liq
+        assert stress.row["cascade_loss_usd"] >= liquidation_loss * (1 - 1e-12)
+        losses.append(stress.row["cascade_loss_usd"])
+        assert bool(stress.reducing) == (abs(m_liq) < 0.5)  # guarded: nearer than 50 % → REDUCING
+    assert losses == sorted(losses)
+
+
+def _observed_with_margin(maintenance_btc: float) -> Observed:
+    snap = snapshot(equity_coin=10.0, index=80_000.0, vol_index=0.6, maintenance_margin=maintenance_btc)
+    report, state = assess(snap, RISK, RiskState(), now=NOW)
+    return Observed(snap, report, state)
+
+
+def test_a_breached_book_guard_puts_every_currency_in_reducing():
+    from controller.loop.portfolio import with_book_stress
+    from controller.loop.portfolio_risk import BookStressSettings
+    from controller.risk.advice import AdviceLimits
+    from controller.risk.policy import GuardSettings, PolicyState, decide
+    from tests.controller.snapshots import perp_spec
+
+    book = _book()
+    book["BTC"] = _observed_with_margin(6.0)  # the book liquidates on a common fall of 60 %
+    config = build_config({"risk": {"sigma_sources": ["index"], "sigma_estimator": "implied"}})
+    shares = with_book_stress(_shares(book, 0.8), book, config, BookStressSettings(min_cascade_distance=0.7))
+    assert all(share.reducing for share in shares.values())
+    decision, _ = decide(
+        book["BTC"].report, book["BTC"].snapshot, perp_spec(), POLICY, GuardSettings(), AdviceLimits(),
+        PolicyState(), now=NOW, portfolio_target=shares["BTC"].target_leverage,
+        portfolio_reducing=shares["BTC"].reducing,
+    )  # fmt: skip
+    assert decision.state.value == "REDUCING" and "cascade" in decision.reason
