@@ -300,6 +300,17 @@ class Journal:
         )
         return None if row is None else (row["id"], row["carried_state"])
 
+    def last_portfolio_state(self) -> tuple[int, str] | None:
+        """(cycle id, JSON) of the newest cycle whose portfolio figures saved the correlation's state."""
+        row = next(
+            self.db.query(
+                "select id, portfolio from cycles where portfolio like '%\"correlation_state\"%' "
+                "order by id desc limit 1"
+            ),
+            None,
+        )
+        return None if row is None else (row["id"], row["portfolio"])
+
     def index_history(self, currency: str, *, since: datetime) -> list[dict[str, Any]]:
         """The index (and implied vol) the controller saw in ``currency`` since ``since`` (exchange time)."""
         return list(

@@ -18,6 +18,7 @@ pair counts as ρ = 1, which never understates the risk of exposures of the same
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -225,6 +226,24 @@ class PortfolioController:
         self.first.start()
         for leg in list(self.legs.values())[1:]:
             leg.join(self.first.run_id, self.first.run_key)
+        if self.first.resume_state:
+            self._resume_correlation()
+
+    def _resume_correlation(self) -> None:
+        """The correlation's EWMA where the log's last portfolio cycle left it (same currencies)."""
+        saved = self.journal.last_portfolio_state()
+        if saved is None:
+            return
+        cycle_id, text = saved
+        state = correlation_from_json(json.loads(text)["correlation_state"])
+        if state.assets == self.correlation_state.assets:
+            self.correlation_state = state
+            self.first._event(
+                "info",
+                "state_resumed",
+                f"resumed the correlation of cycle {cycle_id}: {state.returns} common returns over "
+                f"{state.history_days:.1f} days",
+            )
 
     def cycle(self) -> list[CycleResult]:
         """One cycle of every currency: observe all, then each acts on its share of the target."""
@@ -287,7 +306,12 @@ class PortfolioController:
             reference_vol=config.risk.reference_vol,
             split=self.settings.split,
         )
-        return with_book_stress(shares, latest, config, self.settings.stress)
+        shares = with_book_stress(shares, latest, config, self.settings.stress)
+        if self.first.carry_state:  # saved every cycle, so a restart resumes it
+            saved = correlation_to_json(self.correlation_state)
+            for share in shares.values():
+                share.row["portfolio"]["correlation_state"] = saved
+        return shares
 
     def run(self, *, cycles: int, scheduler: schedule.Scheduler, should_stop: Callable[[], bool]) -> str:
         return run_on_schedule(
@@ -321,3 +345,31 @@ def _stale(observed: Observed, config: Config) -> str | None:
     if report.data_ahead_s > config.guards.max_future_s:
         return f"data {report.data_ahead_s:.0f} s ahead of the exchange's clock ({report.newest_figure})"
     return None
+
+
+def correlation_to_json(state: CovarianceEwma) -> dict[str, Any]:
+    return {
+        "assets": list(state.assets),
+        "sum_rr": [list(r) for r in state.sum_rr],
+        "sum_dt": state.sum_dt,
+        "returns": state.returns,
+        "last_prices": None if state.last_prices is None else list(state.last_prices),
+        "last_at": None if state.last_at is None else state.last_at.isoformat(),
+        "first_at": None if state.first_at is None else state.first_at.isoformat(),
+    }
+
+
+def correlation_from_json(saved: Mapping[str, Any]) -> CovarianceEwma:
+    def when(key: str) -> datetime | None:
+        return None if saved.get(key) is None else datetime.fromisoformat(saved[key])
+
+    prices = saved.get("last_prices")
+    return CovarianceEwma(
+        tuple(saved["assets"]),
+        tuple(tuple(float(x) for x in r) for r in saved["sum_rr"]),
+        float(saved["sum_dt"]),
+        int(saved["returns"]),
+        None if prices is None else tuple(float(p) for p in prices),
+        when("last_at"),
+        when("first_at"),
+    )

@@ -299,3 +299,40 @@ def test_a_breached_book_guard_puts_every_currency_in_reducing():
         portfolio_reducing=shares["BTC"].reducing,
     )  # fmt: skip
     assert decision.state.value == "REDUCING" and "cascade" in decision.reason
+
+
+def test_a_restart_resumes_the_correlation_where_the_log_left_it(tmp_path):
+    first = _portfolio(tmp_path)
+    first.start()
+    try:
+        for _ in range(30):
+            first.cycle()
+    finally:
+        first.finish("finished", "test")
+        first.close()
+    saved = first.correlation_state
+    assert saved.returns == 29
+    again = _portfolio(tmp_path)
+    again.start()
+    try:
+        assert again.correlation_state == saved  # exactly: the JSON round trip keeps every float
+    finally:
+        again.finish("finished", "test")
+        again.close()
+    fresh = build_controller(
+        build_config(
+            {
+                "run": {"mode": "paper", "interval_s": 0.0, "db": str(tmp_path / "p.db")},
+                "venue": {"currencies": ["BTC", "ETH"]},
+            }
+        ),
+        RunOptions(fresh_state=True),
+        env={},
+    )
+    assert isinstance(fresh, PortfolioController)
+    fresh.start()
+    try:
+        assert fresh.correlation_state.returns == 0  # --fresh-state starts cold
+    finally:
+        fresh.finish("finished", "test")
+        fresh.close()
