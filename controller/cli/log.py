@@ -50,7 +50,7 @@ def log_command(
 def _follow(db: Path, activity: dict[str, list[dict[str, Any]]]) -> None:
     tracker = BreachTracker()
     for c in activity["cycles"]:
-        tracker.observe(c["run_id"], c["n"], c["ts"], c["advice"])
+        tracker.observe(c["run_id"], c["n"], c["ts"], c["advice"], currency=c.get("currency"))
     after_cycle = max((c["id"] for c in activity["cycles"]), default=0)
     after_event = max((e["id"] for e in activity["events"]), default=0)
     click.echo(f"following {db} (Ctrl-C to stop)")
@@ -62,7 +62,9 @@ def _follow(db: Path, activity: dict[str, list[dict[str, Any]]]) -> None:
                         click.echo(event_line(row))
                     continue
                 click.echo(cycle_line(row))
-                started, ended = tracker.observe(row["run_id"], row["n"], row["ts"], row["advice"])
+                started, ended = tracker.observe(
+                    row["run_id"], row["n"], row["ts"], row["advice"], currency=row.get("currency")
+                )
                 for episode in ended:
                     click.echo(breach_line(episode, started=False))
                 for episode in started:

@@ -4,8 +4,10 @@ Every cycle records its advice (``cycles.advice``, a JSON list of sentences such
 per vol point exceeds the limit 2,000: reduce …").  A sentence's numbers change from cycle to cycle,
 so a breach is named by its metric (:func:`breach_key`: "vega", "worst scenario loss"), and a run of
 consecutive cycles carrying that metric is one episode.  A failed cycle computed no advice: it
-neither starts nor ends one.  The log view, the report, the live page and the notifier all read
-breaches through :class:`BreachTracker`.
+neither starts nor ends one.  Breaches are a currency's (the row's ``currency``; none in logs older than
+schema 5): a run of several currencies writes a row per currency each cycle, and one currency's clean
+row ends none of another's episodes.
+The log view, the report, the live page and the notifier all read breaches through :class:`BreachTracker`.
 """
 
 from __future__ import annotations
@@ -62,10 +64,12 @@ class Episode:
     cycles: int
     texts: list[str]  # the latest cycle's sentences about it
     ongoing: bool = True
+    currency: str | None = None  # the rows' currency (None: a log older than schema 5)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "breach": self.key,
+            "currency": self.currency,
             "run": self.run_id,
             "from_cycle": self.first_n,
             "from": self.first_ts,
@@ -82,12 +86,13 @@ class BreachTracker:
     """Feed cycles in log order; it keeps every episode and says which began and ended at each."""
 
     episodes: list[Episode] = field(default_factory=list)
-    _open: dict[tuple[int, str], Episode] = field(default_factory=dict)
+    _open: dict[tuple[int, str | None, str], Episode] = field(default_factory=dict)
 
     def observe(
-        self, run_id: int, n: int, ts: str, texts: list[str] | None
+        self, run_id: int, n: int, ts: str, texts: list[str] | None, *, currency: str | None = None
     ) -> tuple[list[Episode], list[Episode]]:
-        """One cycle: the episodes it starts and the ones it ends (texts None: a failed cycle)."""
+        """One cycle (of one currency, in a portfolio run): the episodes it starts and the ones it ends
+        (texts None: a failed cycle)."""
         self._close_other_runs(run_id)
         if texts is None:
             return [], []
@@ -96,15 +101,15 @@ class BreachTracker:
             by_key.setdefault(breach_key(text), []).append(text)
         started: list[Episode] = []
         ended: list[Episode] = []
-        for (run, key), episode in list(self._open.items()):
-            if run == run_id and key not in by_key:
+        for (run, of, key), episode in list(self._open.items()):
+            if run == run_id and of == currency and key not in by_key:
                 episode.ongoing = False
-                ended.append(self._open.pop((run, key)))
+                ended.append(self._open.pop((run, of, key)))
         for key, sentences in by_key.items():
-            found = self._open.get((run_id, key))
+            found = self._open.get((run_id, currency, key))
             if found is None:
-                episode = Episode(key, run_id, n, ts, n, ts, 0, sentences)
-                self._open[(run_id, key)] = episode
+                episode = Episode(key, run_id, n, ts, n, ts, 0, sentences, currency=currency)
+                self._open[(run_id, currency, key)] = episode
                 self.episodes.append(episode)
                 started.append(episode)
             else:
@@ -114,24 +119,27 @@ class BreachTracker:
         return started, ended
 
     def _close_other_runs(self, run_id: int) -> None:
-        for run, key in [k for k in self._open if k[0] != run_id]:
-            self._open.pop((run, key)).ongoing = False
+        for opened in [k for k in self._open if k[0] != run_id]:
+            self._open.pop(opened).ongoing = False
 
-    def feed(self, rows: Iterable[tuple[int, int, str, str | None]]) -> BreachTracker:
-        """Rows of (run_id, n, ts, advice JSON) in log order.  A gap in a run's cycle numbers stands for
-        cycles left out because they had no advice: it ends the run's open episodes."""
-        last: dict[int, int] = {}
-        for run_id, n, ts, raw in rows:
-            if run_id in last and n > last[run_id] + 1:
-                self.observe(run_id, last[run_id] + 1, ts, [])
-            last[run_id] = n
-            self.observe(run_id, n, ts, advice_texts(raw))
+    def feed(self, rows: Iterable[tuple[Any, ...]]) -> BreachTracker:
+        """Rows of (run_id, n, ts, advice JSON[, currency]) in log order.  A gap in a run's (or a
+        currency's) cycle numbers stands for cycles left out because they had no advice: it ends its
+        open episodes."""
+        last: dict[tuple[int, str | None], int] = {}
+        for run_id, n, ts, raw, *rest in rows:
+            currency = rest[0] if rest else None
+            seen = last.get((run_id, currency))
+            if seen is not None and n > seen + 1:
+                self.observe(run_id, seen + 1, ts, [], currency=currency)
+            last[(run_id, currency)] = n
+            self.observe(run_id, n, ts, advice_texts(raw), currency=currency)
         return self
 
     def finish_runs(self, finished: set[int]) -> None:
         """Episodes of runs that have ended do not stand any more."""
-        for run, key in [k for k in self._open if k[0] in finished]:
-            self._open.pop((run, key)).ongoing = False
+        for opened in [k for k in self._open if k[0] in finished]:
+            self._open.pop(opened).ongoing = False
 
     @property
     def current(self) -> list[Episode]:

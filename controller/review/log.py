@@ -95,7 +95,7 @@ def recent_activity(
         ]
     tracker = BreachTracker()
     for c in cycles:
-        tracker.observe(c["run_id"], c["n"], c["ts"], c["advice"])
+        tracker.observe(c["run_id"], c["n"], c["ts"], c["advice"], currency=c.get("currency"))
     tracker.finish_runs({r["id"] for r in runs if r["status"] != "running"})
     return {
         "runs": runs,

@@ -138,9 +138,13 @@ def cycle_line(c: dict[str, Any]) -> str:
     if c.get("var_usd") is not None:
         figures += f"  VaR {c['var_usd']:,.0f} USD"
     return (
-        f"{str(c['ts'])[:19]}  run {c['run_id']} cycle {c['n']}  {c['state']} {c['action']}  {figures}"
-        f"  — {c['reason'] or ''}"
+        f"{str(c['ts'])[:19]}  run {c['run_id']} cycle {c['n']}{_of(c.get('currency'))}  {c['state']} "
+        f"{c['action']}  {figures}  — {c['reason'] or ''}"
     )
+
+
+def _of(currency: str | None) -> str:
+    return f" {currency}" if currency else ""
 
 
 def event_line(e: dict[str, Any]) -> str:
@@ -149,10 +153,9 @@ def event_line(e: dict[str, Any]) -> str:
 
 def breach_line(episode: Episode, *, started: bool) -> str:
     if started:
-        return f"BREACH started: {episode.key} (run {episode.run_id} cycle {episode.first_n}): " + " | ".join(
-            episode.texts
-        )
+        where = f"run {episode.run_id}{_of(episode.currency)} cycle {episode.first_n}"
+        return f"BREACH started: {episode.key} ({where}): " + " | ".join(episode.texts)
     return (
-        f"BREACH ended: {episode.key} (run {episode.run_id}, cycles {episode.first_n}–{episode.last_n}, "
-        f"{episode.cycles} cycles)"
+        f"BREACH ended: {episode.key} (run {episode.run_id}{_of(episode.currency)}, cycles "
+        f"{episode.first_n}–{episode.last_n}, {episode.cycles} cycles)"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.review.plots import plot_equity_together, plot_run
-from controller.review.report import LAST_ROWS, LogData, Summary, summarize_runs
+from controller.review.report import BOOK, LAST_ROWS, LogData, Summary, run_columns, summarize_runs
 
 MAX_PLOTTED_RUNS = 12  # a log of many short runs: the latest ones are plotted
 REPLAY_NOTE = (
@@ -30,18 +30,22 @@ PERCENT_FIGURES = {
     "return / yr",
     "worst day",
     "max drawdown",
+    "max_drawdown",
     "in band",
     "share_in_band",
     "return_total",
     "realised_vol_equity",
     "target_vol_equity",
+    "nearest_cascade",
 }
-USD_FIGURES = {"turnover_usd", "fees_usd", "equity_start_usd", "equity_end_usd"}
+OPTIONAL_FIGURES = {"role", "part", "book_var_max_usd", "nearest_cascade"}  # rows shown when a run has them
+USD_FIGURES = {"turnover_usd", "fees_usd", "equity_start_usd", "equity_end_usd", "book_var_max_usd"}
 SUMMARY_LABELS = {
     "mode": "mode",
     "status": "status",
     "exit_reason": "exit reason",
     "role": "replay role",
+    "part": "book or currency",
     "cycles": "cycles",
     "failed_cycles": "failed cycles",
     "start": "first cycle (UTC)",
@@ -58,7 +62,9 @@ SUMMARY_LABELS = {
     "equity_end_usd": "equity at the end (USD)",
     "return_total": "return over the run",
     "realised_vol_equity": "realised volatility of equity (a year)",
-    "target_vol_equity": "target volatility L*·σ̂ (median)",
+    "target_vol_equity": "target volatility L*·σ̂ (median; a book: σ_book / E)",
+    "book_var_max_usd": "largest joint 1-day VaR (USD)",
+    "nearest_cascade": "nearest liquidation cascade (common move)",
     "guard_trips": "guard trips",
     "breaches": "limit breaches (episodes)",
     "warnings": "warnings and errors",
@@ -105,24 +111,26 @@ def write_report(
         parts.append(f"<p>{html.escape(REPLAY_NOTE)}</p>")
     if summaries:
         parts.append(_summary_table(summaries))
-        together = plot_equity_together([(s, data.cycles.of_run(s.run)) for s in summaries], out)
+        wholes = [(s, run_columns(data, s.run, s.part)) for s in summaries if s.part in (None, BOOK)]
+        together = plot_equity_together(wholes, out)
         if together is not None:
             parts.append(_image("Equity of each run", together))
     parts.append(_breaches(data))
-    plotted = summaries[-MAX_PLOTTED_RUNS:]
-    if len(summaries) > len(plotted):
+    runs = list(dict.fromkeys(s.run for s in summaries))
+    plotted = [s for s in summaries if s.run in runs[-MAX_PLOTTED_RUNS:]]
+    if len(runs) > MAX_PLOTTED_RUNS:
         parts.append(
-            f"<p>{len(summaries)} runs in scope: the last {len(plotted)} are plotted "
+            f"<p>{len(runs)} runs in scope: the last {MAX_PLOTTED_RUNS} are plotted "
             "(--run N for another).</p>"
         )
     for summary in plotted:
         parts.append(_run_section(data, summary, out))
     orders = data.orders[-LAST_ROWS:]
     order_columns = (
-        *("run_id", "cycle_id", "label", "instrument", "side", "amount", "status"),
+        *("run_id", "cycle_id", "currency", "label", "instrument", "side", "amount", "status"),
         *("filled_amount", "avg_price", "error"),
     )
-    parts.append(html_table("Orders", [{k: o[k] for k in order_columns} for o in orders]))
+    parts.append(html_table("Orders", [{k: o.get(k) for k in order_columns} for o in orders]))
     parts.append(html_table("Events (warnings and errors)", data.events))
     page = out / "report.html"
     page.write_text(html_page(title, "\n".join(parts)), encoding="utf-8")
@@ -138,7 +146,7 @@ def _summary_table(summaries: list[Summary]) -> str:
     rows = []
     for key, label in SUMMARY_LABELS.items():
         values = [getattr(s, key) for s in summaries]
-        if key == "role" and all(v is None for v in values):
+        if key in OPTIONAL_FIGURES and all(v is None for v in values):
             continue
         rows.append(
             {
@@ -157,7 +165,7 @@ def _summary_table(summaries: list[Summary]) -> str:
 
 
 def _run_name(s: Summary) -> str:
-    return f"run {s.run}" + (f" {s.role}" if s.role else f" {s.mode}")
+    return f"run {s.run}" + (f" {s.part}" if s.part else "") + (f" {s.role}" if s.role else f" {s.mode}")
 
 
 def _breaches(data: LogData) -> str:
@@ -176,15 +184,34 @@ def _breaches(data: LogData) -> str:
 
 
 def _run_section(data: LogData, summary: Summary, out: Path) -> str:
-    heading = f"Run {summary.run} — {summary.role or summary.mode}, {summary.cycles} cycles"
+    """A run's (or, in a portfolio run, its book's or one currency's) heading, breaches and plots."""
+    of = f" {summary.part}" if summary.part and summary.part != BOOK else ""
+    heading = f"Run {summary.run}{of} — {summary.role or summary.mode}, {summary.cycles} cycles"
+    if summary.part == BOOK:
+        heading = (
+            f"Run {summary.run} — {summary.role or summary.mode}, the whole book, {summary.cycles} cycles"
+        )
     if summary.went_bust:
         heading += f" — WENT BUST at {summary.went_bust}"
-    plots = plot_run(data.cycles.of_run(summary.run), summary, out, prefix=f"run-{summary.run}-")
+    prefix = f"run-{summary.run}-" + (f"{summary.part}-" if summary.part and summary.part != BOOK else "")
+    columns = run_columns(data, summary.run, summary.part)
+    if summary.part == BOOK:
+        from controller.review.plots_book import plot_book
+
+        rows = data.cycles.of_run(summary.run)
+        legs = {name: rows.of_currency(name) for name in rows.currencies_held()}
+        plots = plot_book(columns, legs, summary, out, prefix=prefix)
+    else:
+        plots = plot_run(columns, summary, out, prefix=prefix)
     parts = [f"<h2>{html.escape(heading)}</h2>"]
-    breaches = [e.as_dict() for e in data.breaches if e.run_id == summary.run][-20:]
+    breaches = [
+        e.as_dict()
+        for e in data.breaches
+        if e.run_id == summary.run and summary.part in (None, e.currency)  # a book's are its currencies'
+    ][-20:]
     if breaches:
-        parts.append(html_table(f"Run {summary.run}: limit breaches (last 20)", breaches, level=3))
-    parts += [_image(f"run {summary.run}: {name}", path) for name, path in plots.items()]
+        parts.append(html_table(f"Run {summary.run}{of}: limit breaches (last 20)", breaches, level=3))
+    parts += [_image(f"run {summary.run}{of}: {name}", path) for name, path in plots.items()]
     if not plots:
         parts.append("<p>Too few good cycles to plot.</p>")
     return "\n".join(parts)

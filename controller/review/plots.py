@@ -29,7 +29,7 @@ def plot_run(c: CycleColumns, summary: Summary, out: Path, *, prefix: str) -> di
     kept = every[(np.arange(every.size) % stride == 0) | c.rebalance[every]]
     t = (c.t_s[kept] * 1e6).astype("datetime64[us]")  # UTC
     bust = None if summary.went_bust is None else np.datetime64(summary.went_bust.rstrip("Z"), "us")
-    title = f"run {summary.run}" + (f" ({summary.role})" if summary.role else f" ({summary.mode})")
+    title = f"run {summary.run}{f' {summary.part}' if summary.part else ''} ({summary.role or summary.mode})"
 
     def col(name: str) -> np.ndarray:
         return c[name][kept]

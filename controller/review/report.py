@@ -43,14 +43,29 @@ CYCLE_NUMBERS = (
     "margin_ratio",
     "worst_scenario_loss_usd",
 )
+# a portfolio's book figures (schema 6; NULL in older logs), the same on every currency's row of a cycle
+BOOK_NUMBERS = (
+    "portfolio_equity_usd",
+    "portfolio_leverage",
+    "risk_leverage",
+    "book_vol_usd",
+    "portfolio_var_usd",
+    "portfolio_es_usd",
+    "cascade_loss_usd",
+    "cascade_distance",
+)
+BOOK_TARGET = "json_extract(portfolio, '$.target_vol')"  # the target of σ_book / E
+NUMBERS = (*CYCLE_NUMBERS, *BOOK_NUMBERS, "book_target_vol")
+BOOK = "book"  # a portfolio run's whole book, beside its currencies
+KEYS = 8  # id, run_id, n, t, good, rebalance, trip, currency: the query's columns before the numbers
 # epoch seconds, to SQLite's millisecond; a trip: halted, reducing, or a guard's words in the reason
 _GUARD_TRIP = " or ".join(
     ["action = 'HALT'", "state = 'REDUCING'", *(f"coalesce(reason, '') like '%{w}%'" for w in GUARD_WORDS)]
 )
 _CYCLE_QUERY = (
-    "select id, run_id, round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, "
+    "select id, run_id, n, round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, "
     "action != 'ERROR' and equity_usd is not null, action in ('REBALANCE', 'REDUCE'), "
-    f"coalesce({_GUARD_TRIP}, 0), {', '.join(CYCLE_NUMBERS)} from cycles {{where}} order by id"
+    f"coalesce({_GUARD_TRIP}, 0), {{currency}}, {{numbers}} from cycles {{where}} order by id"
 )
 CHUNK_ROWS = 20_000  # rows turned into arrays at a time: the log never sits in memory as Python objects
 LAST_ROWS = 500  # rows of the page's tables (orders, guard trips, events)
@@ -62,11 +77,14 @@ class CycleColumns:
 
     id: np.ndarray
     run_id: np.ndarray
+    n: np.ndarray  # the run's cycle number: a portfolio writes one row per currency with the same n
     t_s: np.ndarray  # epoch seconds
     good: np.ndarray  # neither failed nor without equity
     rebalance: np.ndarray  # REBALANCE or REDUCE
     guard_trip: np.ndarray
+    currency: np.ndarray  # index into ``currencies``; -1 when the row names none
     numbers: dict[str, np.ndarray]
+    currencies: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.id.size)
@@ -76,32 +94,54 @@ class CycleColumns:
 
     @staticmethod
     def empty() -> CycleColumns:
-        return CycleColumns.of(np.empty((0, 6 + len(CYCLE_NUMBERS))))
+        return CycleColumns.of(np.empty((0, KEYS + len(NUMBERS))))
 
     @staticmethod
-    def of(table: np.ndarray) -> CycleColumns:
-        ids, runs, times, good, rebalance, trip = table[:, :6].T
+    def of(table: np.ndarray, currencies: tuple[str, ...] = ()) -> CycleColumns:
+        """``table``: the query's columns; the book's figures may be left out (a log of one currency)."""
+        ids, runs, n, times, good, rebalance, trip, currency = table[:, :KEYS].T
+        numbers = dict(zip(NUMBERS, table[:, KEYS:].T, strict=False))
+        missing = np.full(len(table), np.nan)
         return CycleColumns(
             ids.astype(np.int64),
             runs.astype(np.int64),
+            np.nan_to_num(n, nan=-1.0).astype(np.int64),
             times,
             good == 1,
             rebalance == 1,
             trip == 1,
-            dict(zip(CYCLE_NUMBERS, table[:, 6:].T, strict=True)),
+            np.nan_to_num(currency, nan=-1.0).astype(np.int64),
+            {k: numbers.get(k, missing) for k in NUMBERS},
+            currencies,
         )
 
-    def of_run(self, run_id: int) -> CycleColumns:
-        keep = self.run_id == run_id
+    def where(self, keep: np.ndarray) -> CycleColumns:
+        """The rows where ``keep`` is true (these columns themselves when it is everywhere)."""
+        if keep.all():
+            return self
         return CycleColumns(
             self.id[keep],
             self.run_id[keep],
+            self.n[keep],
             self.t_s[keep],
             self.good[keep],
             self.rebalance[keep],
             self.guard_trip[keep],
+            self.currency[keep],
             {k: v[keep] for k, v in self.numbers.items()},
+            self.currencies,
         )
+
+    def of_run(self, run_id: int) -> CycleColumns:
+        return self.where(self.run_id == run_id)
+
+    def of_currency(self, name: str) -> CycleColumns:
+        return self.where(self.currency == self.currencies.index(name))
+
+    def currencies_held(self) -> tuple[str, ...]:
+        """The currencies these rows name, in configured order (the order of their first rows)."""
+        codes = np.unique(self.currency[self.currency >= 0], return_index=True)
+        return tuple(self.currencies[c] for c in codes[0][np.argsort(codes[1])])
 
 
 @dataclass(frozen=True)
@@ -123,6 +163,7 @@ class Summary:
     status: str | None
     exit_reason: str | None
     role: str | None  # a replay's controller | fixed-leverage | buy-and-hold
+    part: str | None  # a portfolio run's "book" or one of its currencies; None: a run of one currency
     cycles: int
     failed_cycles: int
     start: str | None
@@ -139,9 +180,11 @@ class Summary:
     equity_end_usd: float | None
     return_total: float | None
     realised_vol_equity: float | None
-    target_vol_equity: float | None
+    target_vol_equity: float | None  # a portfolio's book: its target σ_book / E
+    book_var_max_usd: float | None  # a portfolio's book: the largest joint 1-day VaR
+    nearest_cascade: float | None  # a portfolio's book: the nearest liquidation cascade (common move)
     guard_trips: int
-    breaches: int
+    breaches: int | None  # episodes are the run's: counted on its book, not per currency
     warnings: int
     went_bust: str | None  # when, or None
 
@@ -191,24 +234,43 @@ def load_log(
                 args,
             ).fetchall()
         )
-        breaches = _breaches(conn, where, args)
+        breaches = _breaches(conn, where, args, currency="currency" if cycles.currencies else "null")
         replays = _replays(conn)
     return LogData(runs, cycles, orders, trips, events, warnings, breaches, replays)
 
 
 def _cycle_columns(conn: sqlite3.Connection, where: str, args: list[Any]) -> CycleColumns:
-    cursor = conn.execute(_CYCLE_QUERY.format(where=where), args)
+    held = {r[1] for r in conn.execute("pragma table_info(cycles)")}
+    currencies: tuple[str, ...] = ()
+    code = "null"
+    if "currency" in held:
+        currencies = tuple(
+            r[0] for r in conn.execute("select distinct currency from cycles where currency is not null")
+        )
+        cases = " ".join(f"when ? then {i}" for i in range(len(currencies)))
+        code = f"case currency {cases} end" if currencies else "null"
+        args = [*currencies, *args]  # the case's placeholders come before the where's
+    # the book's figures are read where some run has several currencies (a single currency's are its own)
+    names = NUMBERS if len(currencies) > 1 else CYCLE_NUMBERS
+    numbers = [
+        c if c in held else BOOK_TARGET if c == "book_target_vol" and "portfolio" in held else "null"
+        for c in names
+    ]
+    query = _CYCLE_QUERY.format(currency=code, numbers=", ".join(numbers), where=where)
+    cursor = conn.execute(query, args)
     chunks = []
     while rows := cursor.fetchmany(CHUNK_ROWS):
         chunks.append(np.array(rows, dtype=float))  # None becomes NaN
-    return CycleColumns.of(np.concatenate(chunks)) if chunks else CycleColumns.empty()
+    return CycleColumns.of(np.concatenate(chunks), currencies) if chunks else CycleColumns.empty()
 
 
-def _breaches(conn: sqlite3.Connection, where: str, args: list[Any]) -> list[Episode]:
-    """Advice episodes; only cycles with advice (or none computed) are read, a gap ends an episode."""
+def _breaches(conn: sqlite3.Connection, where: str, args: list[Any], *, currency: str) -> list[Episode]:
+    """Advice episodes (each currency's); only cycles with advice (or none computed) are read, a gap
+    ends an episode."""
     clause = f"{where} and" if where else "where"
     cursor = conn.execute(
-        f"select run_id, n, ts, advice from cycles {clause} (advice is null or advice != '[]') order by id",
+        f"select run_id, n, ts, advice, {currency} from cycles {clause} (advice is null or advice != '[]') "
+        "order by id",
         args,
     )
     tracker = BreachTracker()
@@ -243,35 +305,81 @@ def _rows(
 
 
 def summarize_runs(data: LogData) -> list[Summary]:
-    """One summary per run in scope, in run order."""
-    return [summarize(data, run) for run in data.runs]
+    """One summary per run in scope, in run order; a run of several currencies gives its book's, then
+    each currency's."""
+    out = []
+    for run in data.runs:
+        held = data.cycles.of_run(run["id"]).currencies_held()
+        if len(held) > 1:
+            out += [summarize(data, run, part=BOOK), *(summarize(data, run, part=x) for x in held)]
+        else:
+            out.append(summarize(data, run))
+    return out
 
 
-def summarize(data: LogData, run: dict[str, Any]) -> Summary:
-    c = data.cycles.of_run(run["id"])
+def run_columns(data: LogData, run_id: int, part: str | None = None) -> CycleColumns:
+    """The rows of a run, of one of its currencies, or its book (one row per cycle)."""
+    c = data.cycles.of_run(run_id)
+    if part is None:
+        return c
+    return book_columns(c) if part == BOOK else c.of_currency(part)
+
+
+def book_columns(c: CycleColumns) -> CycleColumns:
+    """One row per cycle of a portfolio run (its currencies' rows share ``n``): ``equity_usd`` is the
+    book's (the currencies' summed, in USD) and the book's figures are kept; the currencies' own are
+    NaN.  Good when a good row carries the book's equity; a rebalance or guard trip in any currency
+    counts for the cycle."""
+    if not len(c):
+        return c
+    starts = np.flatnonzero(np.r_[True, (c.n[1:] != c.n[:-1]) | (c.run_id[1:] != c.run_id[:-1])])
+    last = np.r_[starts[1:], len(c)] - 1
+    equity = np.fmax.reduceat(np.where(c.good, c["portfolio_equity_usd"], np.nan), starts)
+    nan = np.full(starts.size, np.nan)
+    numbers = {k: nan for k in CYCLE_NUMBERS} | {k: c[k][last] for k in (*BOOK_NUMBERS, "book_target_vol")}
+    numbers["equity_usd"] = equity
+    return CycleColumns(
+        c.id[last],
+        c.run_id[last],
+        c.n[last],
+        c.t_s[last],
+        np.isfinite(equity),
+        np.logical_or.reduceat(c.rebalance & c.good, starts),
+        np.logical_or.reduceat(c.guard_trip & c.good, starts),
+        np.full(starts.size, -1),
+        numbers,
+        c.currencies,
+    )
+
+
+def summarize(data: LogData, run: dict[str, Any], *, part: str | None = None) -> Summary:
+    """``part``: None for a run of one currency, :data:`BOOK` or a currency for a portfolio run."""
+    rows = data.cycles.of_run(run["id"])
+    c = rows if part is None else book_columns(rows) if part == BOOK else rows.of_currency(part)
     good = c.good
     equity = c["equity_usd"][good]
-    band_low, band_high, lev = (c[k][good] for k in ("band_low", "band_high", "signed_leverage"))
-    banded = ~np.isnan(band_low) & ~np.isnan(lev)
-    inside = int(np.count_nonzero((band_low <= lev) & (lev <= band_high) & banded))
-    index_of = dict(zip(c.id.tolist(), c["index_price"].tolist(), strict=True))
-    orders = [o for o in data.orders if o["run_id"] == run["id"]]
+    inside, banded = _in_band(rows if part == BOOK else c)
+    index_of = dict(zip(rows.id.tolist(), rows["index_price"].tolist(), strict=True))
+    orders = [o for o in data.orders if o["run_id"] == run["id"] and part in (None, BOOK, o.get("currency"))]
     filled = [o for o in orders if o["status"] == "filled"]
     turnover = sum(json.loads(o["request"] or "{}").get("notional_usd", 0.0) for o in filled)
     fees = sum((o["fee_coin"] or 0.0) * _number(index_of.get(o["cycle_id"])) for o in filled)
     solvent = equity > 0
     start, end = (_iso(c.t_s[0]), _iso(c.t_s[-1])) if len(c) else (None, None)
+    episodes = [e for e in data.breaches if e.run_id == run["id"]]
+    var_max, cascade = c["portfolio_var_usd"][good], c["cascade_distance"][good]
     return Summary(
         run=run["id"],
         mode=run["mode"],
         status=run["status"],
         exit_reason=run["exit_reason"],
         role=data.replays.get(run["id"], {}).get("role"),
+        part=part,
         cycles=len(c),
         failed_cycles=int(np.count_nonzero(~good)),
         start=start,
         end=end,
-        share_in_band=inside / int(np.count_nonzero(banded)) if banded.any() else None,
+        share_in_band=inside / banded if banded else None,
         rebalances=int(np.count_nonzero(c.rebalance & good)),
         orders_filled=len(filled),
         orders_rejected=sum(1 for o in orders if o["status"] == "rejected"),
@@ -283,12 +391,33 @@ def summarize(data: LogData, run: dict[str, Any]) -> Summary:
         equity_end_usd=float(equity[-1]) if equity.size else None,
         return_total=float(equity[-1] / equity[0] - 1.0) if equity.size and equity[0] > 0 else None,
         realised_vol_equity=realised_vol(c.t_s[good], equity) if solvent.all() else None,
-        target_vol_equity=_target_vol(c["target_leverage"][good], c["sigma_hat"][good]),
+        target_vol_equity=(
+            _median(c["book_target_vol"][good])
+            if part == BOOK
+            else _target_vol(c["target_leverage"][good], c["sigma_hat"][good])
+        ),
+        book_var_max_usd=None if part != BOOK else _extreme(np.nanmax, var_max),
+        nearest_cascade=None if part != BOOK else _extreme(np.nanmin, cascade),
         guard_trips=int(np.count_nonzero(c.guard_trip & good)),
-        breaches=sum(1 for e in data.breaches if e.run_id == run["id"]),
+        breaches=len(episodes) if part in (None, BOOK) else None,
         warnings=int(data.warnings.get(run["id"], 0)),
         went_bust=_bust(c, run),
     )
+
+
+def _in_band(c: CycleColumns) -> tuple[int, int]:
+    """Cycles inside the band, of those with one; a portfolio's cycle counts when every currency is."""
+    band_low, band_high, lev = (
+        np.where(c.good, c[k], np.nan) for k in ("band_low", "band_high", "signed_leverage")
+    )
+    banded = ~np.isnan(band_low) & ~np.isnan(lev)
+    inside = (band_low <= lev) & (lev <= band_high) & banded
+    if len(c.currencies_held()) > 1:
+        starts = np.flatnonzero(np.r_[True, c.n[1:] != c.n[:-1]]) if len(c) else np.empty(0, np.int64)
+        held = np.logical_or.reduceat(banded, starts) if starts.size else banded
+        inside = np.logical_and.reduceat(inside | ~banded, starts)[held] if starts.size else inside
+        return int(np.count_nonzero(inside)), int(np.count_nonzero(held))
+    return int(np.count_nonzero(inside)), int(np.count_nonzero(banded))
 
 
 def _bust(c: CycleColumns, run: dict[str, Any]) -> str | None:
@@ -319,6 +448,13 @@ def _number(value: float | None) -> float:
 
 
 def _target_vol(target: np.ndarray, sigma: np.ndarray) -> float | None:
-    values = np.abs(target) * sigma
+    return _median(np.abs(target) * sigma)
+
+
+def _median(values: np.ndarray) -> float | None:
     values = values[~np.isnan(values)]
     return float(np.median(values)) if values.size else None
+
+
+def _extreme(reduce: Any, values: np.ndarray) -> float | None:
+    return float(reduce(values)) if np.isfinite(values).any() else None
