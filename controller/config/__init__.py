@@ -203,7 +203,18 @@ class ReplayConfig(_Strict):
     baseline_band: Annotated[float, Field(gt=0, lt=1)] = 0.15  # the fixed-leverage baseline's band
 
 
-NOTIFY_KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach")
+NOTIFY_KINDS = (
+    "halt",
+    "stopped",
+    "reducing",
+    "guard",
+    "failed",
+    "fill",
+    "liquidation",
+    "var",
+    "breach",
+    "book",
+)
 
 
 class NotifyConfig(_Strict):

@@ -18,7 +18,14 @@ var          warning   the 1-day VaR above its limit: the ``[guards] max_var_fra
                        cycle goes REDUCING, its advice names what to cut) or ``var_fraction`` of
                        equity (by default the guard's), and its end
 breach       warning   an options limit is exceeded (the cycle's advice), and its end
+book         warning   a run of several currencies: a guard on the whole book (its joint VaR, its
+                       liquidation cascade) puts every currency in REDUCING, and its end; critical
+                       when the cascade's common move comes within ``liquidation_distance``
 ===========  ========  ==========================================================================
+
+In a run of several currencies each currency's row is watched on its own (its REDUCING, guards,
+liquidation, VaR and breaches start and end with its own rows, and the message names it), and the
+book once per cycle.
 
 :class:`Notifier` writes every alert to the run's log (so stderr shows breaches start and end) and
 sends those at or above ``level`` whose kind is in ``events`` to the apprise URLs, on a background
@@ -41,7 +48,8 @@ from typing import Any, Protocol
 from controller.review.breaches import GUARD_WORDS, BreachTracker, advice_texts, breach_key
 
 LEVELS = {"info": 0, "warning": 1, "critical": 2}
-KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach")
+KINDS = ("halt", "stopped", "reducing", "guard", "failed", "fill", "liquidation", "var", "breach", "book")
+BOOK_GUARD_WORDS = ("the book's 1-day VaR", "would liquidate the book")  # controller.loop.portfolio_risk
 URLS_ENV = "LEVCTL_NOTIFY_URLS"
 QUEUE_SIZE = 200
 Event = tuple[str, str, str]
@@ -102,13 +110,15 @@ class AlertWatch:
     _breaches: BreachTracker = field(default_factory=BreachTracker)
 
     def observe(self, notice: NoticeLike) -> list[Alert]:
-        state = self._state.setdefault(notice.run_id, {"failed": 0, "halt": None, "flags": {}})
         where = f"run {notice.run_id} ({notice.mode} on {notice.venue})"
         if notice.stopped is not None:
+            state = self._state.setdefault(notice.run_id, {"failed": 0, "halt": None, "flags": {}})
             return self._stopped(notice.stopped, state, where)
         row = notice.row
-        n, prefix = row.get("n"), f"{where} cycle {row.get('n')}"
-        alerts: list[Alert] = []
+        currency = row.get("currency")
+        state = self._currency_state(notice.run_id, currency)
+        n, prefix = row.get("n"), f"{where} cycle {row.get('n')}" + (f" {currency}" if currency else "")
+        alerts: list[Alert] = self._book(notice.run_id, row, f"{where} cycle {n}")
         if row.get("action") == "ERROR":
             state["failed"] += 1
             if state["failed"] == self.settings.failed_in_a_row:
@@ -172,7 +182,9 @@ class AlertWatch:
                 alerts.append(Alert(kind, "info", off_text, f"{prefix}: {off_text}"))
             state["flags"][kind] = now_on
         others = None if texts is None else [t for t in texts if not _is_var(t)]  # VaR: told as "var"
-        started, ended = self._breaches.observe(notice.run_id, n or 0, str(row.get("ts")), others)
+        started, ended = self._breaches.observe(
+            notice.run_id, n or 0, str(row.get("ts")), others, currency=currency
+        )
         alerts += [
             Alert("breach", "warning", f"breach: {e.key}", f"{prefix}: " + " | ".join(e.texts))
             for e in started
@@ -189,10 +201,56 @@ class AlertWatch:
         alerts += [_fill(prefix, o) for o in notice.orders if (o.filled_amount or 0) > 0]
         return alerts
 
+    def _currency_state(self, run_id: int, currency: str | None) -> dict[str, Any]:
+        """A currency's flags (a run of one currency has one set); a halt is the run's."""
+        run = self._state.setdefault(run_id, {"failed": 0, "halt": None, "flags": {}})
+        if currency is None:
+            return run
+        return run.setdefault("currencies", {}).setdefault(currency, {"failed": 0, "halt": None, "flags": {}})
+
+    def _book(self, run_id: int, row: Mapping[str, Any], prefix: str) -> list[Alert]:
+        """The whole book's guards, once per cycle, from the first row of a portfolio's cycle."""
+        portfolio = row.get("portfolio")
+        run = self._state.setdefault(run_id, {"failed": 0, "halt": None, "flags": {}})
+        if (
+            not isinstance(portfolio, Mapping)
+            or "goals" not in portfolio
+            or run.get("book_n") == row.get("n")
+        ):
+            return []
+        run["book_n"] = row.get("n")
+        reason = str(row.get("reason") or "")
+        guard = "; ".join(p.strip() for p in reason.split(";") if any(w in p for w in BOOK_GUARD_WORDS))
+        distance, limit = row.get("cascade_distance"), self.settings.liquidation_distance
+        near = distance is not None and limit is not None and distance < limit
+        flags = run.setdefault("book", {"guard": False, "cascade": False})
+        alerts = []
+        for name, now_on, level, on_text, off_text in (
+            ("guard", bool(guard), "warning", f"the book is REDUCING: {guard}", "the book's guards clear"),
+            (
+                "cascade",
+                near,
+                "critical",
+                f"a common move of {_fmt(distance, '.1%')} would liquidate the whole book "
+                f"(cascade loss {_fmt(row.get('cascade_loss_usd'), ',.0f')} USD; alert within "
+                f"{_fmt(limit, '.0%')})",
+                f"the book's liquidation cascade is {_fmt(distance, '.1%')} away again",
+            ),
+        ):
+            if now_on and not flags[name]:
+                alerts.append(
+                    Alert("book", level, on_text.split(":")[0].split(" (")[0], f"{prefix}: {on_text}")
+                )
+            elif flags[name] and not now_on:
+                alerts.append(Alert("book", "info", off_text, f"{prefix}: {off_text}"))
+            flags[name] = now_on
+        return alerts
+
     def _stopped(self, stopped: tuple[str, str], state: dict[str, Any], where: str) -> list[Alert]:
         status, reason = stopped
         if status in ("halted", "failed"):
-            if state["halt"] is not None and state["halt"] in reason:
+            halts = [state["halt"], *(c["halt"] for c in state.get("currencies", {}).values())]
+            if any(h is not None and h in reason for h in halts):
                 return []  # the halt was told with its cycle
             return [Alert("halt", "critical", f"run {status.upper()}", f"{where} {status}: {reason}")]
         return [Alert("stopped", "info", f"run {status}", f"{where} {status}: {reason}")]

@@ -117,7 +117,9 @@ def test_follow_prints_new_cycles_breaches_and_the_runs_end_as_they_are_written(
 
         _wait_for(lines, seen, lambda s: len(cycles(s)) >= 4, "four cycles of run 2")
         assert cycles(seen) == sorted(cycles(seen)) and len(set(cycles(seen))) == len(cycles(seen))
-        assert any(x.startswith("BREACH started: worst scenario loss (run 2 BTC cycle 1)") for x in seen), seen
+        assert any(x.startswith("BREACH started: worst scenario loss (run 2 BTC cycle 1)") for x in seen), (
+            seen
+        )
         assert any("σ̂ " in x and " USD  L " in x for x in seen if "  run 2 cycle " in x)
         run.terminate()
         run.wait(timeout=30)

@@ -121,6 +121,41 @@ def test_the_var_guard_and_its_advice_are_one_var_alert_not_a_breach():
     assert "VaR 40,000 USD (4.0% of equity) within limits" in ended[1].body
 
 
+def test_in_a_portfolio_each_currency_is_watched_on_its_own_and_the_book_once_a_cycle():
+    watch = AlertWatch(NotifySettings(liquidation_distance=0.3))
+    book_guard = "the book's 1-day VaR 90,000 USD is above 5% of its equity"
+    vega = ["vega +2,500 USD per vol point exceeds the limit 2,000: reduce X from -5 to -3"]
+
+    def rows(n: int, *, guard: bool = False, cascade: float = 0.6) -> list[Notice]:
+        book = {"portfolio": {"goals": {}}, "cascade_distance": cascade, "cascade_loss_usd": 400_000.0}
+        btc_reason = f"{book_guard}: only risk-reducing orders" if guard else "margin ratio 60% above 50%"
+        eth_reason = f"{book_guard}: only risk-reducing orders" if guard else "inside"
+        return [
+            cycle(n, currency="BTC", state="REDUCING", reason=btc_reason, advice=vega, **book),
+            cycle(
+                n,
+                currency="ETH",
+                state="REDUCING" if guard else "ACTIVE",
+                reason=eth_reason,
+                advice=[],
+                **book,
+            ),
+        ]
+
+    told = [[(a.kind, a.level, a.body) for notice in rows(n, **kw) for a in watch.observe(notice)]
+            for n, kw in ((1, {}), (2, {}), (3, {"guard": True, "cascade": 0.2}), (4, {}))]  # fmt: skip
+    kinds = [[(k, level) for k, level, _ in cycle_alerts] for cycle_alerts in told]
+    assert kinds == [
+        [("reducing", "warning"), ("breach", "warning")],  # BTC's; ETH's clean row ends neither
+        [],
+        [("book", "warning"), ("book", "critical"), ("reducing", "warning")],  # the book once; ETH reduces
+        [("book", "info"), ("book", "info"), ("reducing", "info")],  # ETH back; BTC still REDUCING
+    ]
+    assert "cycle 1 BTC: REDUCING" in told[0][0][2] and "cycle 3 ETH: REDUCING" in told[2][2][2]
+    assert "the book is REDUCING: the book's 1-day VaR 90,000 USD" in told[2][0][2]
+    assert "a common move of 20.0% would liquidate the whole book" in told[2][1][2]
+
+
 def test_var_advice_alone_starts_the_var_alert():
     watch = AlertWatch(NotifySettings())  # no var_fraction: the guard's advice is the signal
     advice = ["1-day 99% VaR -61,000 USD exceeds the limit 50,000: reduce X from -5 to -3"]
@@ -205,7 +240,7 @@ def test_a_real_run_tells_the_webhook_and_no_secret_leaves(tmp_path, webhook):
     assert "4 cycles done" in webhook.posts[-1]["message"]
     # the breach is told once, when it starts, not every cycle, on stderr too
     assert titles.count("levctl WARNING: breach: worst scenario loss") == 1
-    assert done.stderr.count("breach: run 1 (paper on sim) cycle 1: worst scenario loss") == 1
+    assert done.stderr.count("breach: run 1 (paper on sim) cycle 1 BTC: worst scenario loss") == 1
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("n.*"))
     assert TOKEN.encode() not in stored and TOKEN not in done.stdout + done.stderr
     with sqlite3.connect(tmp_path / "n.db") as conn:
@@ -229,7 +264,7 @@ def test_a_run_whose_var_trips_the_guard_tells_the_webhook(tmp_path, webhook):
     with sqlite3.connect(tmp_path / "n.db") as conn:
         first = conn.execute("select min(n) from cycles where var_usd is not null").fetchone()[0]
         reducing = conn.execute("select min(n) from cycles where state = 'REDUCING'").fetchone()[0]
-    assert first is not None and reducing == first and f"cycle {first}:" in body
+    assert first is not None and reducing == first and f"cycle {first} BTC:" in body
 
 
 def test_urls_from_the_environment_are_used(tmp_path, webhook):
