@@ -112,6 +112,7 @@ def portfolio_shares(
         split=split,
         frozen=frozenset(frozen),
         signs=np.full(len(currencies), -1.0 if policy.mode is Mode.SHORT else 1.0),
+        currency_max_usd=np.array([policy.max_leverage * r.equity_usd for r in reports]),
     )
     row["portfolio"] = {
         "split": split,

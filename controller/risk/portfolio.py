@@ -158,11 +158,15 @@ def portfolio_target(
     split: str = "proportional",
     frozen: frozenset[str] = frozenset(),
     signs: np.ndarray | None = None,
+    currency_max_usd: np.ndarray | None = None,
 ) -> PortfolioTarget:
     """Each currency's goal Δ* and hedge change (module docstring), arrays in the order of ``currencies``.
 
     ``unhedged_delta_usd``: the Δ_usd of everything but the hedge perpetual (collateral, options,
-    other futures); ``hedge_delta_usd``: the hedge perpetual's; ``target_vol``: σ_book / E aimed at.
+    other futures); ``hedge_delta_usd``: the hedge perpetual's; ``target_vol``: σ_book / E aimed at;
+    ``currency_max_usd``: the largest |Δ*ᵢ| each currency can hold (its own leverage cap times its own
+    equity: on Deribit each currency's wallet is margined on its own).  A currency whose goal passes
+    its cap is held there and the others are scaled again to carry the rest of the target.
     """
     n = len(currencies)
     if len(set(currencies)) != n or not n:
@@ -180,16 +184,31 @@ def portfolio_target(
     s = np.where(today < 0, -1.0, 1.0) if signs is None else np.where(np.asarray(signs) < 0, -1.0, 1.0)
     free = np.array([c not in frozen for c in currencies])
     reasons = [f"{c}: data stale, hedge frozen" for c in currencies if c in frozen]
-    frozen_part = np.where(free, 0.0, today)
-    k, shape = 1.0, np.zeros(n)
-    if free.any():
-        shape, note = _shape(split, cov, s, today, free)
-        k, why = _scale(shape, frozen_part, cov, target_vol * equity_usd)
-        k, limit = _clamp(k, shape, frozen_part, equity_usd=equity_usd, low=min_leverage, high=max_leverage)
-        reasons += note + why + limit
-    else:
+    caps = np.full(n, np.inf) if currency_max_usd is None else np.asarray(currency_max_usd, dtype=float)
+    fixed = np.where(free, 0.0, today)
+    k, shape, capped = 1.0, np.zeros(n), np.zeros(n, dtype=bool)
+    if not free.any():
         reasons.append("every currency frozen: no hedge changes")
-    goal = k * shape + frozen_part
+    while (scaled := free & ~capped).any():
+        shape, note = _shape(split, cov, s, today, scaled)
+        k, why = _scale(shape, fixed, cov, target_vol * equity_usd)
+        k, limit = _clamp(k, shape, fixed, equity_usd=equity_usd, low=min_leverage, high=max_leverage)
+        over = scaled & (np.abs(k * shape) > caps * (1 + 1e-12))
+        if not over.any():
+            reasons += note + why + limit
+            break
+        capped |= over
+        fixed = np.where(over, s * caps, fixed)
+        reasons += [
+            f"{c}: its goal passes its own leverage cap: held there"
+            for c, o in zip(currencies, over, strict=True)
+            if o
+        ]
+    else:
+        if capped.any():
+            shape, k = np.zeros(n), 1.0
+            reasons.append("every free currency at its cap: the book's vol stays below the target")
+    goal = k * shape + fixed
     contributions = risk_contributions(delta_usd=goal, sigma=sigma, correlation=correlation)
     goals = tuple(
         CurrencyGoal(

@@ -173,6 +173,25 @@ def test_when_the_frozen_exposure_alone_is_above_the_target_the_free_one_goes_to
     )
 
 
+@pytest.mark.parametrize("split", ["proportional", "equal_risk"])
+def test_a_currency_at_its_own_cap_is_held_there_and_the_other_carries_the_rest(split):
+    """ρ = 0, 0.5 M of vol to carry: BTC capped at 0.4 M (0.24 M of vol), so ETH carries
+    √(0.5² − 0.24²) M of vol: Δ_ETH = 0.43863 M / 0.8, whatever the split would have given BTC."""
+    free = target(split=split)
+    assert free.goal("BTC").goal_delta_usd > 4e5  # without the cap BTC's goal passes 0.4 M
+    capped = target(split=split, currency_max_usd=np.array([4e5, np.inf]))
+    btc, eth = capped.goals
+    assert btc.goal_delta_usd == pytest.approx(4e5, rel=1e-12) and not btc.frozen
+    assert btc.hedge_change_usd == pytest.approx(4e5 - 1e6, rel=1e-12)  # a capped currency still trades
+    assert eth.goal_delta_usd == pytest.approx(math.sqrt(0.25 - 0.24**2) / 0.8 * 1e6, rel=1e-12)
+    assert capped.goal_book_vol_usd == pytest.approx(0.5 * E, rel=1e-12)
+    assert "BTC: its goal passes its own leverage cap: held there" in capped.reasons
+    both = target(split=split, currency_max_usd=np.array([4e5, 3e5]))
+    assert [g.goal_delta_usd for g in both.goals] == pytest.approx([4e5, 3e5], rel=1e-12)
+    assert both.goal_book_vol_usd == pytest.approx(math.hypot(0.24, 0.24) * 1e6, rel=1e-12)
+    assert both.reasons[-1] == "every free currency at its cap: the book's vol stays below the target"
+
+
 def test_the_portfolio_leverage_is_clamped_like_l_star():
     capped = target(correlation=rho(1.0), target_vol=2.0, max_leverage=1.2)
     assert capped.goal_leverage == pytest.approx(1.2)
