@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from controller.cli import cli
 from tests.conftest import require_shared_file
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_portfolio_holds_the_whole_book_nearer_its_target_than_one_controller_per_currency(tmp_path):
@@ -44,3 +47,45 @@ def test_the_portfolio_holds_the_whole_book_nearer_its_target_than_one_controlle
         assert rows == [("BTC", 5227, 5227, 1), ("ETH", 5227, 5227, 1)]
         traded = {r[0] for r in conn.execute("select distinct currency from orders where run_id = ?", [run])}
         assert traded == {"BTC", "ETH"}  # each hedged on its own perpetual
+
+
+def test_equal_risk_holds_the_target_with_btc_at_its_own_cap(tmp_path):
+    """Equal risk asks BTC (the calmer) for more exposure than 3x its own equity: BTC is held at its cap
+    and ETH carries the rest, so the book's goal stays exactly the target and its vol lands on it."""
+    btc = require_shared_file("btc_2h_dvol_funding.csv")
+    eth = require_shared_file("eth_2h_dvol_2021-2022.csv")
+    config = tmp_path / "equal-risk.toml"
+    reference = (ROOT / "controller" / "replay-perpetual.toml").read_text()
+    config.write_text(reference + '\n[portfolio]\nsplit = "equal_risk"\n')
+    db = tmp_path / "e.db"
+    args = [
+        "replay",
+        "--config",
+        str(config),
+        "--data",
+        str(btc),
+        "--data",
+        f"ETH={eth}",
+        "--db",
+        str(db),
+        "--json",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    portfolio, _ = json.loads(result.output[result.output.index("{") :])["books"]
+    assert abs(portfolio["figures"]["vol"] - portfolio["target_vol"]) < 0.02
+    assert portfolio["figures"]["tracking_error"] < 0.12
+    with sqlite3.connect(db) as conn:
+        (run,) = portfolio["run_ids"]
+        capped, on_target, at_cap = conn.execute(
+            "select count(*), sum(abs(json_extract(portfolio, '$.goal_book_vol_usd') "
+            "- json_extract(portfolio, '$.target_vol') * portfolio_equity_usd) < 1e-9 * portfolio_equity_usd), "
+            "sum(abs(target_leverage - 3.0) < 1e-9) from cycles where run_id = ? and currency = 'BTC' "
+            "and portfolio like '%BTC: its goal passes its own leverage cap%'",
+            [run],
+        ).fetchone()
+        split = conn.execute(
+            "select distinct json_extract(portfolio, '$.split') from cycles where run_id = ?", [run]
+        )
+        assert split.fetchall() == [("equal_risk",)]
+    assert capped > 1000 and on_target == capped and at_cap == capped
