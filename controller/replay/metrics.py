@@ -110,21 +110,34 @@ def compare_replays(
         return [_compare_run(conn, row) for row in replays]
 
 
+_RUN_ROWS = (
+    "select round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, equity_usd, "
+    "band_low is not null and signed_leverage is not null, signed_leverage between band_low and band_high "
+    "from cycles where run_id = ? and action != 'ERROR' and equity_usd is not null order by id"
+)
+# a run of several currencies: its book, one row per cycle (the currencies' rows share n); a cycle is
+# inside the band when every currency with a band is
+_BOOK_ROWS = (
+    "select round((julianday(min(ts)) - 2440587.5) * 86400000.0) / 1000.0, max(portfolio_equity_usd), "
+    "max(band_low is not null and signed_leverage is not null), "
+    "min(coalesce(signed_leverage between band_low and band_high, 1)) "
+    "from cycles where run_id = ? and action != 'ERROR' and equity_usd is not null group by n order by n"
+)
+
+
 def _compare_run(conn: sqlite3.Connection, replay: dict[str, Any]) -> RunComparison:
     run_id = replay["run_id"]
-    cycles = np.array(
-        conn.execute(
-            "select round((julianday(ts) - 2440587.5) * 86400000.0) / 1000.0, equity_usd, signed_leverage, "
-            "band_low, band_high from cycles "
-            "where run_id = ? and action != 'ERROR' and equity_usd is not null order by id",
-            [run_id],
-        ).fetchall(),
-        dtype=float,
-    ).reshape(-1, 5)
-    times, equity, leverage, low, high = cycles.T
+    columns = {r[1] for r in conn.execute("pragma table_info(cycles)")}
+    several = "currency" in columns and (
+        conn.execute("select count(distinct currency) from cycles where run_id = ?", [run_id]).fetchone()[0]
+        > 1
+    )
+    rows = conn.execute(_BOOK_ROWS if several else _RUN_ROWS, [run_id]).fetchall()
+    times, equity, banded, inside_band = np.array(rows, dtype=float).reshape(-1, 4).T
     figures = equity_figures(times, equity, target_vol=replay["target_vol"])
-    banded = ~np.isnan(low) & ~np.isnan(leverage)
-    inside = int(np.count_nonzero(banded & (low <= leverage) & (leverage <= high)))
+    banded_rows = banded == 1
+    inside = int(np.count_nonzero(banded_rows & (inside_band == 1)))
+    banded = banded_rows
     filled = conn.execute(
         "select request from orders where run_id = ? and status = 'filled'", [run_id]
     ).fetchall()

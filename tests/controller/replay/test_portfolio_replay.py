@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
@@ -47,6 +48,12 @@ def test_the_portfolio_holds_the_whole_book_nearer_its_target_than_one_controlle
         assert rows == [("BTC", 5227, 5227, 1), ("ETH", 5227, 5227, 1)]
         traded = {r[0] for r in conn.execute("select distinct currency from orders where run_id = ?", [run])}
         assert traded == {"BTC", "ETH"}  # each hedged on its own perpetual
+    # the report compares the portfolio run as its book (one point per cycle), as the replay did
+    report = CliRunner().invoke(cli, ["report", "--db", str(db), "--json"], catch_exceptions=False)
+    row = next(r for r in json.loads(report.output)["replays"] if r["role"] == "portfolio")
+    for name, key in (("vol", "vol"), ("tracking error", "tracking_error"), ("max drawdown", "max_drawdown")):
+        assert row[name] == pytest.approx(portfolio["figures"][key], rel=1e-9)
+    assert row["trades"] == portfolio["trades"]
 
 
 def test_equal_risk_holds_the_target_with_btc_at_its_own_cap(tmp_path):
