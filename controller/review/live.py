@@ -137,11 +137,8 @@ def live_app(db: Path, *, token: str | None = None, poll_s: float = 1.0) -> Star
             return Response(status_code=404)
         key = (state["run"]["id"], state["recent"][-1]["id"])
         if key not in plots:
-            from controller.review.live_plot import recent_plot
-
             plots.clear()
-            limit = state["limits"].get("max_var_fraction")
-            plots[key] = await asyncio.to_thread(recent_plot, state["recent"], state["run"], limit=limit)
+            plots[key] = await asyncio.to_thread(_plot, state)
         return Response(plots[key], media_type="image/png", headers={"Cache-Control": "no-store"})
 
     routes = [
@@ -153,6 +150,19 @@ def live_app(db: Path, *, token: str | None = None, poll_s: float = 1.0) -> Star
         Route("/login", login, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
+
+
+def _plot(state: dict[str, Any]) -> bytes:
+    """The recent cycles drawn: a run of several currencies as its book and each currency."""
+    limits = state["limits"]
+    if state.get("legs"):
+        from controller.review.live_book_plot import book_plot
+
+        limit = limits.get("book_max_var_fraction")
+        return book_plot(state["recent"], state["currencies"], state["run"], limit=limit)
+    from controller.review.live_plot import recent_plot
+
+    return recent_plot(state["recent"], state["run"], limit=limits.get("max_var_fraction"))
 
 
 def _mark(state: dict[str, Any]) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ from controller.review.live_data import SIGMA_COLUMNS
 
 PLOT_ALT = "leverage against the band and L*, σ̂ and equity over the recent cycles"
 STATE_COLOURS = {"ACTIVE": "#1b7f3b", "REDUCING": "#b26a00", "HALTED": "#b00020", "ERROR": "#b00020"}
+SEVERITY = {"ACTIVE": 0, "REDUCING": 1, "ERROR": 2, "HALTED": 3}  # a portfolio's head shows its worst
 
 
 def _e(value: Any) -> str:
@@ -37,6 +38,8 @@ def fragment(state: dict[str, Any]) -> str:
     run, cycle, f = state["run"], state["cycle"], state["figures"] or {}
     if cycle is None:
         return f"<p id='cycle' class='waiting'>run {_e(run['id'])} started; no cycle yet</p>"
+    if state.get("legs"):
+        return _portfolio_fragment(state)
     colour = STATE_COLOURS.get(cycle["state"], "#444")
     status = "" if run["status"] == "running" else f" — run {_e(run['status'])}: {_e(run['exit_reason'])}"
     parts = [
@@ -58,6 +61,94 @@ def fragment(state: dict[str, Any]) -> str:
         "</div></div>",
     ]
     return "\n".join(parts)
+
+
+def _portfolio_fragment(state: dict[str, Any]) -> str:
+    """A run of several currencies: the whole book, then a panel per currency, then the tables."""
+    run, cycle, legs = state["run"], state["cycle"], state["legs"]
+    worst = max((leg["cycle"]["state"] for leg in legs.values()), key=lambda s: SEVERITY.get(s, 0))
+    status = "" if run["status"] == "running" else f" — run {_e(run['status'])}: {_e(run['exit_reason'])}"
+    names = " + ".join(legs)
+    parts = [
+        "<div class='head'>"
+        f"<span class='badge' style='background:{STATE_COLOURS.get(worst, '#444')}'>{_e(worst)}</span>"
+        f"<span id='cycle' data-n='{_e(cycle['n'])}'>cycle {_e(cycle['n'])}</span>"
+        f"<span>run {_e(run['id'])} · {_e(run['mode'])} on {_e(run['venue'])} · book of {_e(names)}"
+        f"{status}</span>"
+        f"<span class='ts'>{_e(str(cycle['ts'])[:19])} UTC</span></div>",
+        _book(state.get("book"), state.get("limits") or {}),
+        f"<div id='plot-slot' data-src='plot.png?cycle={_e(cycle['id'])}'></div>",
+        "<div class='cols'>",
+        *(_currency_panel(name, leg, state) for name, leg in legs.items()),
+        "</div><div class='cols'><div>",
+        _advice(state),
+        _events(state["events"]),
+        "</div><div>",
+        _decisions(state["decisions"], by_currency=True),
+        _orders(state["orders"], by_currency=True),
+        "</div></div>",
+    ]
+    return "\n".join(parts)
+
+
+def _book(book: dict[str, Any] | None, limits: dict[str, Any]) -> str:
+    if book is None:
+        return "<h2>The whole book</h2><p class='none'>not recorded yet</p>"
+    each = " · ".join(f"{_e(c)} {_num(v, ',.0f')}" for c, v in book["currency_equity_usd"].items())
+    rho = " · ".join(f"{_e(pair)} <b>{_num(v, '+.2f')}</b>" for pair, v in book["correlation"].items())
+    var, equity, var_limit = book["var_usd"], book["equity_usd"], limits.get("book_max_var_fraction")
+    share = None if var is None or not equity else var / equity
+    var_sub = "not yet: too few common days" if var is None else f"{_num(share, '.1%')} of the book"
+    var_sub += f", limit {_num(var_limit, '.0%')}" if var_limit else ""
+    var_sub += "" if var is None else f" · ES {_num(book['es_usd'], ',.0f')}"
+    distance, near = book["cascade_distance"], limits.get("min_cascade_distance")
+    target = book["target_vol"]
+    cards = [
+        ("book equity (USD)", _num(equity, ",.0f"), each, False),
+        ("σ_book / E (a year)", _num(book["vol_share"], ".1%"), f"target {_num(target, '.1%')}", False),
+        ("σ_book (USD a year)", _num(book["book_vol_usd"], ",.0f"), "√(ΔᵀΣΔ)", False),
+        ("risk leverage", _num(book["risk_leverage"], ".2f"), "σ_book / (E·σ_ref)", False),
+        ("portfolio leverage", _num(book["portfolio_leverage"], ".2f"), "Σ|Δ_usd| / E", False),
+        ("joint 1-day VaR (USD)", _num(var, ",.0f"), var_sub, _above(share, var_limit)),
+        (
+            "liquidation cascade",
+            _num(distance, ".1%"),
+            f"common move; loss {_num(book['cascade_loss_usd'], ',.0f')} USD"
+            + (f"; limit {_num(near, '.0%')}" if near else ""),
+            distance is not None and near is not None and distance < near,
+        ),
+        ("split", _e(book["split"]), f"scale k {_num(book['scale'], '.3f')}", False),
+    ]  # fmt: skip
+    goals = [
+        (
+            f"<b>{_e(c)}</b>", _num(g["delta_usd"], "+,.0f"), _num(g["goal_delta_usd"], "+,.0f"),
+            _num(g["hedge_change_usd"], "+,.0f"), _num(g["risk_contribution_usd"], ",.0f"),
+            f"<b class='on'>frozen: {_e(g['frozen'])}</b>" if g["frozen"] else "",
+        )
+        for c, g in book["goals"].items()
+    ]  # fmt: skip
+    stresses = " · ".join(
+        f"{_e(x.get('label'))} <b>{_num(x.get('pnl_usd'), '+,.0f')}</b> USD" for x in book["stresses"]
+    )
+    lines = [f"correlation of the indices: {rho or '—'}", f"stresses: {stresses or '—'}"]
+    lines += [_e(r) for r in book["reasons"]]
+    header = ("currency", "Δ_usd", "goal Δ_usd", "hedge change (USD)", "risk contribution (USD)", "")
+    return (
+        f"<h2>The whole book (cycle {_e(book['n'])})</h2>"
+        + _card_grid(cards)
+        + "".join(f"<p class='sigma'>{line}</p>" for line in lines)
+        + _table("Each currency's share of the target", header, goals, cls="num")
+    )
+
+
+def _currency_panel(name: str, leg: dict[str, Any], state: dict[str, Any]) -> str:
+    cycle, f = leg["cycle"], leg["figures"] or {}
+    colour = STATE_COLOURS.get(cycle["state"], "#444")
+    head = (
+        f"<h2 class='leg'><span class='badge' style='background:{colour}'>{_e(cycle['state'])}</span> "
+        f"{_e(name)}</h2><p class='reason'><b>{_e(cycle['action'])}</b>: {_e(cycle['reason'])}</p>"
+    )
+    return f"<div class='leg'>{head}{_cards(f, state)}{_positions(leg['positions'], f)}</div>"
 
 
 def _cards(f: dict[str, Any], state: dict[str, Any]) -> str:  # (label, value, below, alarm)
@@ -92,6 +183,10 @@ def _cards(f: dict[str, Any], state: dict[str, Any]) -> str:  # (label, value, b
     ]
     if "var_usd" in f:
         cards.append(_var_card(f, limits))
+    return _card_grid(cards) + _sigma_line(f, state["sigma_columns"])
+
+
+def _card_grid(cards: Sequence[tuple[str, str, str, bool]]) -> str:
     return (
         "<div class='cards'>"
         + "".join(
@@ -100,7 +195,6 @@ def _cards(f: dict[str, Any], state: dict[str, Any]) -> str:  # (label, value, b
             for label, value, sub, alarm in cards
         )
         + "</div>"
-        + _sigma_line(f, state["sigma_columns"])
     )
 
 
@@ -180,12 +274,15 @@ def _size(size: float | None) -> str:
 
 
 def _advice(state: dict[str, Any]) -> str:
-    now = "".join(f"<li>{_e(text)}</li>" for text in state["advice"])
+    legs = state.get("legs") or {}
+    texts = [f"{c}: {t}" for c, leg in legs.items() for t in leg["advice"]] if legs else state["advice"]
+    now = "".join(f"<li>{_e(text)}</li>" for text in texts)
     current = f"<ul class='advice'>{now}</ul>" if now else "<p class='none'>no limit exceeded now</p>"
+    several = bool(state.get("legs"))
     rows = [
         (
-            _e(b["breach"]), _e(b["from_cycle"]), _e(b["to_cycle"]), _e(b["cycles"]),
-            "<b class='on'>ongoing</b>" if b["ongoing"] else "ended",
+            *((_e(b.get("currency")),) if several else ()), _e(b["breach"]), _e(b["from_cycle"]),
+            _e(b["to_cycle"]), _e(b["cycles"]), "<b class='on'>ongoing</b>" if b["ongoing"] else "ended",
         )
         for b in state["breaches"]
     ]  # fmt: skip
@@ -193,31 +290,46 @@ def _advice(state: dict[str, Any]) -> str:
         "<h2>Advice and limit breaches</h2>"
         + current
         + _table(
-            "Breaches over the recent cycles", ("breach", "from cycle", "to cycle", "cycles", "now"), rows
+            "Breaches over the recent cycles",
+            (*(("currency",) if several else ()), "breach", "from cycle", "to cycle", "cycles", "now"),
+            rows,
         )
     )
 
 
-def _decisions(cycles: list[dict[str, Any]]) -> str:
+def _decisions(cycles: list[dict[str, Any]], *, by_currency: bool = False) -> str:
     rows = [
         (
-            _e(c["n"]), _e(str(c["ts"])[11:19]), _e(c["state"]), _e(c["action"]),
-            _num(c["signed_leverage"], "+.2f"), _num(c["target_leverage"], "+.2f"), _e(c["reason"]),
+            _e(c["n"]), *((_e(c.get("currency")),) if by_currency else ()), _e(str(c["ts"])[11:19]),
+            _e(c["state"]), _e(c["action"]), _num(c["signed_leverage"], "+.2f"),
+            _num(c["target_leverage"], "+.2f"), _e(c["reason"]),
         )
         for c in cycles
     ]  # fmt: skip
-    return _table("Last decisions", ("cycle", "time", "state", "action", "L", "L*", "reason"), rows)
+    header = (
+        "cycle",
+        *(("currency",) if by_currency else ()),
+        "time",
+        "state",
+        "action",
+        "L",
+        "L*",
+        "reason",
+    )
+    return _table("Last decisions", header, rows)
 
 
-def _orders(orders: list[dict[str, Any]]) -> str:
+def _orders(orders: list[dict[str, Any]], *, by_currency: bool = False) -> str:
     rows = [
         (
-            _e(o["n"]), _e(o["label"]), _e(o["side"]), _num(o["amount"], ",.6g"), _e(o["instrument"]),
-            _e(o["status"]), _num(o["avg_price"], ",.2f"), _e(o["error"] or ""),
+            _e(o["n"]), *((_e(o.get("currency")),) if by_currency else ()), _e(o["label"]), _e(o["side"]),
+            _num(o["amount"], ",.6g"), _e(o["instrument"]), _e(o["status"]), _num(o["avg_price"], ",.2f"),
+            _e(o["error"] or ""),
         )
         for o in orders
     ]  # fmt: skip
-    header = ("cycle", "label", "side", "amount", "instrument", "status", "avg price", "error")
+    currency = ("currency",) if by_currency else ()
+    header = ("cycle", *currency, "label", "side", "amount", "instrument", "status", "avg price", "error")
     return _table("Orders", header, rows)
 
 
@@ -243,7 +355,7 @@ table{border-collapse:collapse;background:#fff;font-size:12px;width:100%}
 td,th{border-bottom:1px solid #e3e3e3;padding:3px 6px;text-align:left;vertical-align:top}
 table.num td+td{text-align:right}.advice li{margin:.2em 0}.on{color:#b00020}
 .card.alarm{box-shadow:0 0 0 2px #b00020}.card.alarm .value{color:#b00020}.sigma{margin:.4em 0;font-size:.9em}
-#conn{font-size:.85em}
+#conn{font-size:.85em}.leg{min-width:0}h2.leg{font-size:1.15em}
 """
 
 SCRIPT = """
