@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -225,6 +225,11 @@ def _v6(db: sqlite_utils.Database) -> None:
         db.execute(f"update {table} set currency = substr(instrument, 1, instr(instrument, '-') - 1)")
 
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """The whole book's worst scenario on the joint grid (every currency's i-th scenario at once)."""
+    db.table("cycles").add_column("portfolio_worst_scenario_usd", float)  # weighted, ≤ 0, USD
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1,
     2: _v2,
@@ -232,4 +237,5 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     4: _v4,
     5: _v5,
     6: _v6,
+    7: _v7,
 }

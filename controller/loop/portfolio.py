@@ -151,7 +151,7 @@ def with_book_stress(
     sigma = {c: _sigma(o.report.sigma_hat, o.report.sigma.realised, o.report.sigma.implied, reference)
              for c, o in observed.items()}  # fmt: skip
     stress = book_stress(observed, sigma=sigma, risk=config.risk, settings=settings)
-    risk = {k: stress.row.pop(k) for k in ("var", "stresses", "cascade") if k in stress.row}
+    risk = {k: stress.row.pop(k) for k in ("var", "stresses", "cascade", "grid") if k in stress.row}
     out = {}
     for c, share in shares.items():
         row = {**share.row, **stress.row}

@@ -5,14 +5,16 @@ the named stresses ("correlation goes to 1", "ETH moves 1.5× BTC") and the liqu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from controller.loop.cycles import Observed
 from controller.risk import RiskSettings
 from controller.risk.joint_var import joint_historical_var, joint_scenarios_from_closes
-from controller.risk.scenarios import Revaluation
+from controller.risk.scenarios import Revaluation, ScenarioResult
 from controller.risk.stress import Revalue, cascade, common_liquidation_move, correlation_one, relative_move
 
 
@@ -76,6 +78,10 @@ def book_stress(
         r = relative_move(lead=lead, lead_move=move, betas=betas, revalue=revalue)
         stresses.append({"label": r.label, "pnl_usd": r.pnl_usd})
     out["stresses"] = stresses
+    grid = joint_grid({c: o.report.scenarios for c, o in observed.items()})
+    if grid is not None:
+        out["portfolio_worst_scenario_usd"] = grid.pop("worst_usd")
+        out["grid"] = grid
     m_liq = common_liquidation_move(revalue=revalue, equity_usd=equity, maintenance_usd=maintenance)
     fall = cascade(
         liquidation_move=m_liq,
@@ -98,3 +104,23 @@ def book_stress(
             f"(loss {fall.loss_usd or 0:,.0f} USD): nearer than {limit:.0%}"
         )
     return BookStress(out, tuple(reducing))
+
+
+def joint_grid(results: Mapping[str, Sequence[ScenarioResult]]) -> dict[str, Any] | None:
+    """The book in every currency's i-th scenario at once: each grid is built by the same function
+    (Deribit's PM grid at each currency's own range, then SPAN's), so the i-th scenarios are the
+    same stress scaled to each currency — the grid under ρ = 1.  The worst weighted book P&L, its
+    scenarios and each currency's P&L in it; None when the grids differ in size or are empty."""
+    sizes = {len(r) for r in results.values()}
+    if len(sizes) != 1 or not (size := sizes.pop()):
+        return None
+    pnl = np.sum([[r.pnl_usd for r in rs] for rs in results.values()], axis=0)
+    weights = np.array([r.scenario.weight for r in next(iter(results.values()))])
+    worst = int(np.argmin(pnl * weights))
+    return {
+        "worst_usd": min(0.0, float(pnl[worst] * weights[worst])),
+        "scenarios": size,
+        "worst": {
+            c: {"label": rs[worst].scenario.label, "pnl_usd": rs[worst].pnl_usd} for c, rs in results.items()
+        },
+    }

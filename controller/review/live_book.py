@@ -71,6 +71,8 @@ def book_figures(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> dict
         "es_usd": row.get("portfolio_es_usd"),
         "cascade_loss_usd": row.get("cascade_loss_usd"),
         "cascade_distance": row.get("cascade_distance"),
+        "worst_scenario_usd": row.get("portfolio_worst_scenario_usd"),
+        "worst_scenario": (portfolio.get("grid") or {}).get("worst") or {},
         "split": portfolio.get("split"),
         "scale": portfolio.get("scale"),
         "goals": {c: {k: g.get(k) for k in GOAL_KEYS} for c, g in goals.items()},

@@ -37,6 +37,7 @@ BOOK_COLUMNS = (  # a portfolio's whole book (schema 6), the same on every curre
     "portfolio_es_usd",
     "cascade_loss_usd",
     "cascade_distance",
+    "portfolio_worst_scenario_usd",
 )
 
 

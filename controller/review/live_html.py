@@ -103,6 +103,7 @@ def _book(book: dict[str, Any] | None, limits: dict[str, Any]) -> str:
     var_sub += "" if var is None else f" · ES {_num(book['es_usd'], ',.0f')}"
     distance, near = book["cascade_distance"], limits.get("min_cascade_distance")
     target = book["target_vol"]
+    worst = " + ".join(f"{_e(c)} {_e(w.get('label'))}" for c, w in book["worst_scenario"].items()) or "—"
     cards = [
         ("book equity (USD)", _num(equity, ",.0f"), each, False),
         ("σ_book / E (a year)", _num(book["vol_share"], ".1%"), f"target {_num(target, '.1%')}", False),
@@ -117,6 +118,7 @@ def _book(book: dict[str, Any] | None, limits: dict[str, Any]) -> str:
             + (f"; limit {_num(near, '.0%')}" if near else ""),
             distance is not None and near is not None and distance < near,
         ),
+        ("worst joint scenario (USD)", _num(book["worst_scenario_usd"], ",.0f"), worst, False),
         ("split", _e(book["split"]), f"scale k {_num(book['scale'], '.3f')}", False),
     ]  # fmt: skip
     goals = [

@@ -38,8 +38,21 @@ PERCENT_FIGURES = {
     "target_vol_equity",
     "nearest_cascade",
 }
-OPTIONAL_FIGURES = {"role", "part", "book_var_max_usd", "nearest_cascade"}  # rows shown when a run has them
-USD_FIGURES = {"turnover_usd", "fees_usd", "equity_start_usd", "equity_end_usd", "book_var_max_usd"}
+OPTIONAL_FIGURES = {
+    "role",
+    "part",
+    "book_var_max_usd",
+    "book_worst_scenario_usd",
+    "nearest_cascade",
+}  # rows shown when a run has them
+USD_FIGURES = {
+    "turnover_usd",
+    "fees_usd",
+    "equity_start_usd",
+    "equity_end_usd",
+    "book_var_max_usd",
+    "book_worst_scenario_usd",
+}
 SUMMARY_LABELS = {
     "mode": "mode",
     "status": "status",
@@ -64,6 +77,7 @@ SUMMARY_LABELS = {
     "realised_vol_equity": "realised volatility of equity (a year)",
     "target_vol_equity": "target volatility L*·σ̂ (median; a book: σ_book / E)",
     "book_var_max_usd": "largest joint 1-day VaR (USD)",
+    "book_worst_scenario_usd": "worst joint scenario (USD, weighted)",
     "nearest_cascade": "nearest liquidation cascade (common move)",
     "guard_trips": "guard trips",
     "breaches": "limit breaches (episodes)",

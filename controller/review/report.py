@@ -53,6 +53,7 @@ BOOK_NUMBERS = (
     "portfolio_es_usd",
     "cascade_loss_usd",
     "cascade_distance",
+    "portfolio_worst_scenario_usd",
 )
 BOOK_TARGET = "json_extract(portfolio, '$.target_vol')"  # the target of σ_book / E
 NUMBERS = (*CYCLE_NUMBERS, *BOOK_NUMBERS, "book_target_vol")
@@ -182,6 +183,7 @@ class Summary:
     realised_vol_equity: float | None
     target_vol_equity: float | None  # a portfolio's book: its target σ_book / E
     book_var_max_usd: float | None  # a portfolio's book: the largest joint 1-day VaR
+    book_worst_scenario_usd: float | None  # a portfolio's book: its worst loss on the joint grid
     nearest_cascade: float | None  # a portfolio's book: the nearest liquidation cascade (common move)
     guard_trips: int
     breaches: int | None  # episodes are the run's: counted on its book, not per currency
@@ -397,6 +399,9 @@ def summarize(data: LogData, run: dict[str, Any], *, part: str | None = None) ->
             else _target_vol(c["target_leverage"][good], c["sigma_hat"][good])
         ),
         book_var_max_usd=None if part != BOOK else _extreme(np.nanmax, var_max),
+        book_worst_scenario_usd=None
+        if part != BOOK
+        else _extreme(np.nanmin, c["portfolio_worst_scenario_usd"][good]),
         nearest_cascade=None if part != BOOK else _extreme(np.nanmin, cascade),
         guard_trips=int(np.count_nonzero(c.guard_trip & good)),
         breaches=len(episodes) if part in (None, BOOK) else None,

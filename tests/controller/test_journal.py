@@ -25,13 +25,14 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
         )
     db.close()
     journal = Journal(path)
-    assert journal.schema_version == SCHEMA_VERSION == 6
+    assert journal.schema_version == SCHEMA_VERSION == 7
     assert any(i.columns == ["label"] for i in journal.db["orders"].indexes)  # added by version 2
     assert "replay_key" in journal.db["replays"].columns_dict  # added by version 3
     assert {"valid_until", "lookups", "resolved_by"} <= set(journal.db["orders"].columns_dict)  # version 4
     assert "order_events" in journal.db.table_names() and "skew_s" in journal.db["cycles"].columns_dict
     assert {"var_usd", "es_usd", "sigma_realised", "carried_state"} <= set(journal.db["cycles"].columns_dict)
     assert {"book_vol_usd", "correlation", "risk_leverage"} <= set(journal.db["cycles"].columns_dict)  # 6
+    assert "portfolio_worst_scenario_usd" in journal.db["cycles"].columns_dict  # 7
     currencies = [r["currency"] for r in journal.db.query("select currency from orders order by id")]
     assert currencies == ["ETH", None, None, None, None]  # from the instrument's name, where there is one
     # rows written before the write-ahead journal were never followed: none of them is in flight now

@@ -336,3 +336,39 @@ def test_a_restart_resumes_the_correlation_where_the_log_left_it(tmp_path):
     finally:
         fresh.finish("finished", "test")
         fresh.close()
+
+
+def test_the_joint_grid_puts_every_currency_in_its_own_ith_scenario_at_once():
+    from controller.loop.portfolio_risk import joint_grid
+    from controller.risk.scenarios import Scenario, ScenarioResult
+
+    def results(labels, pnl):
+        weights = (1.0, 1.0, 0.35)  # SPAN's extreme move counts at its cover fraction
+        return [
+            ScenarioResult(Scenario(x, 0.0, 0.0, w), p) for x, w, p in zip(labels, weights, pnl, strict=True)
+        ]
+
+    btc = results(("PM -16% vol up", "PM +16% vol up", "extreme down"), (-100.0, 50.0, -1_000.0))
+    eth = results(("PM -18% vol up", "PM +18% vol up", "extreme down"), (-200.0, -300.0, 500.0))
+    grid = joint_grid({"BTC": btc, "ETH": eth})
+    # the book: −300, −250, −500 × 0.35 = −175 weighted: the first is the worst
+    assert grid == {
+        "worst_usd": -300.0,
+        "scenarios": 3,
+        "worst": {
+            "BTC": {"label": "PM -16% vol up", "pnl_usd": -100.0},
+            "ETH": {"label": "PM -18% vol up", "pnl_usd": -200.0},
+        },
+    }
+    assert joint_grid({"BTC": btc, "ETH": eth[:2]}) is None  # grids of different shapes are not joined
+    gains = results(("a", "b", "c"), (1.0, 2.0, 3.0))
+    assert joint_grid({"BTC": gains, "ETH": gains})["worst_usd"] == 0.0  # a loss, never a gain
+
+    stress = book_stress_of_two()
+    assert stress.row["portfolio_worst_scenario_usd"] <= 0.0 and stress.row["grid"]["scenarios"] > 30
+
+
+def book_stress_of_two():
+    from controller.loop.portfolio_risk import BookStressSettings, book_stress
+
+    return book_stress(_book(), sigma={"BTC": 0.6, "ETH": 0.8}, risk=RISK, settings=BookStressSettings())
