@@ -449,6 +449,11 @@ POSITION_COLUMNS = (
 
 
 def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:  # nearly every figure: the common case first
+        return None if value != value else value
+    if kind is str or value is None:
+        return value
     if hasattr(value, "item"):
         value = value.item()
     return None if isinstance(value, float) and value != value else value

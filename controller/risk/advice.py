@@ -110,16 +110,12 @@ def _cut(
     lots: Mapping[str, float],
 ) -> list[Advice]:
     excess = abs(total) - limit
-    drivers = sorted(
-        (name for name in sizes if contribution(name) * total > 0),
-        key=lambda n: abs(contribution(n)),
-        reverse=True,
-    )
+    shares = {name: abs(c) for name in sizes if (c := contribution(name)) * total > 0}
     out = []
-    for name in drivers:
+    for name in sorted(shares, key=shares.__getitem__, reverse=True):
         if excess <= 0:
             break
-        share = abs(contribution(name))
+        share = shares[name]
         fraction = min(1.0, excess / share)
         size = sizes[name]
         lot = lots.get(name, 0.1)

@@ -52,17 +52,15 @@ def atm_vol_by_expiry(
         t = year_fraction(start=as_of, end=expiry)
         if t * 365.0 < min_days:
             continue
-        forward = statistics.median(q.underlying_price for q in quotes)
+        forward = statistics.median([q.underlying_price for q in quotes])
         ivs: dict[float, list[float]] = defaultdict(list)
         for q in quotes:
             ivs[q.strike].append(q.mark_iv)
-        strikes = sorted(ivs)
-        below = [k for k in strikes if k <= forward]
-        above = [k for k in strikes if k >= forward]
-        if not below or not above:
+        k0 = max((k for k in ivs if k <= forward), default=None)
+        k1 = min((k for k in ivs if k >= forward), default=None)
+        if k0 is None or k1 is None:
             continue
-        k0, k1 = below[-1], above[0]
-        v0, v1 = statistics.fmean(ivs[k0]), statistics.fmean(ivs[k1])
+        v0, v1 = sum(ivs[k0]) / len(ivs[k0]), sum(ivs[k1]) / len(ivs[k1])
         atm = v0 if k0 == k1 else v0 + (v1 - v0) * math.log(forward / k0) / math.log(k1 / k0)
         out.append(ExpiryVol(expiry, t, forward, atm))
     return out

@@ -199,16 +199,7 @@ def parse_chain(summaries: Iterable[Json], fallback_time: datetime) -> tuple[Cha
         rows.append((name, instrument, f, m, v / 100.0 if iv_given else None, observed))
     ivs = _chain_ivs(rows)
     return tuple(
-        ChainQuote(
-            name=name,
-            expiry=o.expiry,
-            strike=o.strike,
-            is_call=o.is_call,
-            underlying_price=forward,
-            mark_iv=iv,
-            mark_price=mark,
-            observed_at=observed,
-        )
+        ChainQuote(name, o.expiry, o.strike, o.is_call, forward, iv, mark, observed)  # positional: 2x faster
         for (name, o, forward, mark, _, observed), iv in zip(rows, ivs, strict=True)
         if iv is not None
     )
@@ -236,8 +227,7 @@ def _chain_ivs(rows: Sequence[_ChainRow]) -> list[float | None]:
 
 _CHAIN_FIELDS = ("underlying_price", "mark_price", "mark_iv")
 _POSITION_FIELDS = ("size", "average_price", "mark_price", "index_price", "realized_profit_loss")
-_POSITION_DEFAULTS = {"average_price": 0.0, "realized_profit_loss": 0.0}
-_GREEKS = ("delta", "gamma", "vega", "theta")
+_POSITION_OPTIONAL = ("delta", "gamma", "vega", "theta", "floating_profit_loss", "total_profit_loss")
 
 
 def parse_position(info: Json, line: Json | None, observed_at: datetime) -> PositionSnapshot:
@@ -250,18 +240,25 @@ def parse_position(info: Json, line: Json | None, observed_at: datetime) -> Posi
         raise UnknownInstrumentError(
             f"the account holds {name!r}, an instrument the controller cannot price"
         ) from exc
-    present = tuple(g for g in _GREEKS if info.get(g) is not None)
-    raw = [info.get(f, _POSITION_DEFAULTS.get(f)) for f in _POSITION_FIELDS] + [info[g] for g in present]
-    values = numbers(raw, name, _POSITION_FIELDS + present)  # all checked at once
+    get = info.get
+    optional = [get(f) for f in _POSITION_OPTIONAL]
+    raw = [
+        get("size"),
+        get("average_price", 0.0),
+        get("mark_price"),
+        get("index_price"),
+        get("realized_profit_loss", 0.0),
+    ]
+    values = _checked(raw + [v for v in optional if v is not None], name, optional)
     size, average, mark, index, rpl = values[:5]
+    figures: list[float | None] = list(values[5:])
+    if len(figures) < len(optional):  # some left out (Deribit's positions have them all)
+        given = iter(figures)
+        figures = [None if v is None else next(given) for v in optional]
+    delta, gamma, vega, theta, session, total = figures
     underlying = mark_iv = None
     if isinstance(instrument, Option):
         underlying, mark_iv = _option_marks(instrument, info, line, observed_at)
-    session, total = (
-        None if v is None else numbers([v], name, (f,))[0]
-        for f, v in (("floating_profit_loss", info.get("floating_profit_loss")),
-                     ("total_profit_loss", info.get("total_profit_loss")))
-    )  # fmt: skip
     return PositionSnapshot(
         name=name,
         instrument=instrument,
@@ -271,14 +268,34 @@ def parse_position(info: Json, line: Json | None, observed_at: datetime) -> Posi
         index_price=index,
         underlying_price=underlying,
         mark_iv=mark_iv,
-        exchange_greeks=ExchangeGreeks(*values[5:])
-        if len(present) == 4
-        else ExchangeGreeks(**dict(zip(present, values[5:], strict=True))),
+        exchange_greeks=ExchangeGreeks(delta, gamma, vega, theta),
         unrealized_pnl=(total if total is not None else session or 0.0),  # since entry
         realized_pnl=rpl,
         observed_at=observed_at,
         session_pnl=session,
     )
+
+
+def _held(info: Json) -> bool:
+    """A position line with a size other than zero (a bad size is refused, naming it)."""
+    size = info.get("size", 0.0)
+    if type(size) is float or type(size) is int:  # a NaN or infinite size is named by parse_position
+        return size != 0
+    return numbers([size], str(info.get("instrument_name")), ("size",))[0] != 0.0
+
+
+def _checked(values: list[Any], name: str, optional: list[Any]) -> list[float]:
+    """A position's figures as floats in one pass; else the first bad one named (``name.field``)."""
+    try:
+        out = [float(v) for v in values]
+        if all(map(math.isfinite, out)):
+            return out
+    except (TypeError, ValueError):
+        pass
+    fields = _POSITION_FIELDS + tuple(
+        f for f, v in zip(_POSITION_OPTIONAL, optional, strict=True) if v is not None
+    )
+    return numbers(values, name, fields)  # raises, naming the field
 
 
 def _option_marks(
@@ -353,7 +370,7 @@ def build_snapshot(
     parsed_positions = tuple(
         parse_position(p, lines.get(str(p.get("instrument_name"))), server_times["positions"])
         for p in positions
-        if numbers([p.get("size", 0.0)], str(p.get("instrument_name")), ("size",))[0] != 0.0
+        if _held(p)
     )
     equity, balance, initial, maintenance, available = numbers(
         [summary.get(f) for f in _ACCOUNT_FIELDS], None, [f"account {f}" for f in _ACCOUNT_FIELDS]
