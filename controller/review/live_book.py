@@ -27,23 +27,21 @@ def portfolio_state(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> d
     for name in currencies:
         rows = [c for c in recent if c.get("currency") == name]
         good = next((c for c in reversed(rows) if c["equity_usd"] is not None), None)
-        positions = (
-            []
-            if good is None
-            else [
-                dict(r)
-                for r in conn.execute(
-                    f"select {POSITION_COLUMNS} from positions where cycle_id = ? order by id", [good["id"]]
-                )
-            ]
-        )
         legs[name] = {
             "cycle": rows[-1],
             "figures": good,
-            "positions": positions,
+            "positions": positions_of(conn, good),
             "advice": advice_texts(good["advice"]) if good else [],
         }
     return {"currencies": currencies, "legs": legs, "book": book_figures(conn, recent)}
+
+
+def positions_of(conn: sqlite3.Connection, cycle: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The positions a cycle recorded, with their greeks (none without a cycle)."""
+    if cycle is None:
+        return []
+    query = f"select {POSITION_COLUMNS} from positions where cycle_id = ? order by id"
+    return [dict(r) for r in conn.execute(query, [cycle["id"]])]
 
 
 def book_figures(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> dict[str, Any] | None:

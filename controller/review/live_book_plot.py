@@ -4,9 +4,10 @@ VaR and liquidation cascade — each line one currency's own rows, or the book's
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from typing import Any
+
+from controller.review.live_plot import png
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 
@@ -19,7 +20,6 @@ def book_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.dates import AutoDateLocator, DateFormatter
     from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     good = [c for c in cycles if c["equity_usd"] is not None]
@@ -63,21 +63,12 @@ def book_plot(
         if limit is not None:
             risk.axhline(limit, color="tab:red", ls=":", lw=1, label=f"VaR limit {limit:.0%}")
         risk.plot(tb, cascade, color="tab:gray", label="cascade: common move to it")
-        risk.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+        risk.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
         risk.set_ylabel("share / move")
-    axes[-1].set_xlabel("time (UTC)")
-    axes[-1].xaxis.set_major_locator(AutoDateLocator(maxticks=8))
-    axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz="UTC"))
-    for axis in axes:
-        axis.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncol=6, frameon=False)
-        axis.grid(alpha=0.3)
     names = " + ".join(currencies)
-    fig.suptitle(f"run {run['id']} ({run['mode']}), the book of {names}: the last {len(book)} cycles")
     fig.subplots_adjust(left=0.1, right=0.98, top=0.91, bottom=0.08, hspace=0.4)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    title = f"run {run['id']} ({run['mode']}), the book of {names}: the last {len(book)} cycles"
+    return png(fig, axes, title, columns=6)
 
 
 def _t(c: dict[str, Any]) -> datetime:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.review.breaches import BreachTracker, advice_texts
-from controller.review.live_book import POSITION_COLUMNS, portfolio_state
+from controller.review.live_book import portfolio_state, positions_of
 from controller.review.logdb import LogReadError, is_log, open_log
 
 RECENT_CYCLES = 300  # the breaches' and the plot's window
@@ -81,16 +81,7 @@ def _read(conn: sqlite3.Connection, db: Path) -> dict[str, Any]:
     ][::-1]
     last = recent[-1] if recent else None
     last_good = next((c for c in reversed(recent) if c["equity_usd"] is not None), None)
-    positions = (
-        []
-        if last_good is None
-        else [
-            dict(r)
-            for r in conn.execute(
-                f"select {POSITION_COLUMNS} from positions where cycle_id = ? order by id", [last_good["id"]]
-            )
-        ]
-    )
+    positions = positions_of(conn, last_good)
     of = ", o.currency" if "currency" in {r[1] for r in conn.execute("pragma table_info(orders)")} else ""
     orders = [
         dict(r)

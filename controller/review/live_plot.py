@@ -15,7 +15,6 @@ def recent_plot(cycles: list[dict[str, Any]], run: dict[str, Any], *, limit: flo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.dates import DateFormatter
     from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     good = [c for c in cycles if c["equity_usd"] is not None]
@@ -60,13 +59,22 @@ def recent_plot(cycles: list[dict[str, Any]], run: dict[str, Any], *, limit: flo
             risk.axhline(limit, color="tab:red", ls=":", lw=1, label=f"limit {limit:.0%}")
         risk.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
         risk.set_ylabel("VaR")
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.09, hspace=0.3)
+    return png(fig, axes, f"run {run['id']} ({run['mode']}): the last {len(good)} cycles", columns=4)
+
+
+def png(fig: Any, axes: Any, title: str, *, columns: int) -> bytes:
+    """The figure as PNG bytes: UTC dates on the shared time axis, a legend above each panel."""
+    import matplotlib.pyplot as plt
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+
     axes[-1].set_xlabel("time (UTC)")
+    axes[-1].xaxis.set_major_locator(AutoDateLocator(maxticks=8))
     axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz="UTC"))
     for axis in axes:
-        axis.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncol=4, frameon=False)
+        axis.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncol=columns, frameon=False)
         axis.grid(alpha=0.3)
-    fig.suptitle(f"run {run['id']} ({run['mode']}): the last {len(good)} cycles")
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.09, hspace=0.3)
+    fig.suptitle(title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)

@@ -73,15 +73,21 @@ def numbers(values: list[Any], name: str | None, fields: tuple[str, ...] | list[
     Only when something is wrong are they checked one by one, to name the first bad field
     (``name.field``, or the field alone when ``name`` is None).
     """
-    try:
-        out = [float(v) for v in values]
-        if all(map(math.isfinite, out)):
-            return out
-    except (TypeError, ValueError):
-        pass
+    out = _finite_floats(values)
+    if out is not None:
+        return out
     for value, field in zip(values, fields, strict=True):
         number(value, field if name is None else f"{name}.{field}")
     raise AssertionError("unreachable: a value failed in bulk but passed alone")  # pragma: no cover
+
+
+def _finite_floats(values: list[Any]) -> list[float] | None:
+    """The values as floats when every one is a finite number, else None (one pass, no names)."""
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return out if all(map(math.isfinite, out)) else None
 
 
 def index_of(info: Json, name: str) -> float | None:
@@ -286,12 +292,9 @@ def _held(info: Json) -> bool:
 
 def _checked(values: list[Any], name: str, optional: list[Any]) -> list[float]:
     """A position's figures as floats in one pass; else the first bad one named (``name.field``)."""
-    try:
-        out = [float(v) for v in values]
-        if all(map(math.isfinite, out)):
-            return out
-    except (TypeError, ValueError):
-        pass
+    out = _finite_floats(values)
+    if out is not None:
+        return out
     fields = _POSITION_FIELDS + tuple(
         f for f, v in zip(_POSITION_OPTIONAL, optional, strict=True) if v is not None
     )

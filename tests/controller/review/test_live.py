@@ -178,6 +178,15 @@ def _browser_or_skip() -> Any:
     return sync_api
 
 
+def launch(playwright: Any) -> Any:
+    """Debian's chromium, headless, with nothing that would reach the network on its own."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"],
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_in_a_real_browser_the_cycle_advances_without_a_reload(live_run, tmp_path):
     sync_api = _browser_or_skip()
@@ -185,11 +194,7 @@ def test_in_a_real_browser_the_cycle_advances_without_a_reload(live_run, tmp_pat
     shot = Path(os.environ.get("LEVCTL_SCREENSHOT_DIR", tmp_path)) / "live-page.png"
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )  # fmt: skip
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             loads: list[str] = []
             page.on("load", lambda: loads.append(page.url))

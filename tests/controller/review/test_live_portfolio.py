@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.controller.e2e import has_cycles, rows, wait_until
-from tests.controller.review.test_live import CHROMIUM, Process, _browser_or_skip, get, serve
+from tests.controller.review.test_live import Process, _browser_or_skip, get, launch, serve
 from tests.controller.review.test_report_portfolio import two_currency_config
 
 
@@ -81,7 +81,7 @@ def test_in_a_real_browser_the_book_and_both_currencies_are_shown_and_advance(po
     shot = Path(os.environ.get("LEVCTL_SCREENSHOT_DIR", tmp_path)) / "live-portfolio.png"
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             first = int(page.text_content("#cycle").split()[1])
