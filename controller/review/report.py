@@ -186,7 +186,7 @@ class Summary:
     book_worst_scenario_usd: float | None  # a portfolio's book: its worst loss on the joint grid
     nearest_cascade: float | None  # a portfolio's book: the nearest liquidation cascade (common move)
     guard_trips: int
-    breaches: int | None  # episodes are the run's: counted on its book, not per currency
+    breaches: int  # episodes (a currency's own; a book's: all its currencies')
     warnings: int
     went_bust: str | None  # when, or None
 
@@ -404,7 +404,7 @@ def summarize(data: LogData, run: dict[str, Any], *, part: str | None = None) ->
         else _extreme(np.nanmin, c["portfolio_worst_scenario_usd"][good]),
         nearest_cascade=None if part != BOOK else _extreme(np.nanmin, cascade),
         guard_trips=int(np.count_nonzero(c.guard_trip & good)),
-        breaches=len(episodes) if part in (None, BOOK) else None,
+        breaches=sum(1 for e in episodes if part in (None, BOOK) or e.currency == part),
         warnings=int(data.warnings.get(run["id"], 0)),
         went_bust=_bust(c, run),
     )

@@ -89,6 +89,7 @@ def test_a_portfolio_run_is_summarised_as_its_book_then_each_currency_and_agrees
         assert summary["orders_filled"] == filled[0][0]
     assert book["orders_filled"] == btc["orders_filled"] + eth["orders_filled"] > 0
     assert book["turnover_usd"] == pytest.approx(btc["turnover_usd"] + eth["turnover_usd"])
+    assert book["breaches"] == btc["breaches"] + eth["breaches"] >= 1  # each currency's own episodes
 
 
 def test_the_page_plots_the_book_and_each_currency_without_mixing_their_rows(portfolio_log, tmp_path):
