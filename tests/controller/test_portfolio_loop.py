@@ -299,6 +299,9 @@ def test_a_breached_book_guard_puts_every_currency_in_reducing():
         portfolio_reducing=shares["BTC"].reducing,
     )  # fmt: skip
     assert decision.state.value == "REDUCING" and "cascade" in decision.reason
+    from controller.review.notify import BOOK_GUARD_WORDS
+
+    assert any(w in decision.reason for w in BOOK_GUARD_WORDS)  # the notifier knows the guard's words
 
 
 def test_a_restart_resumes_the_correlation_where_the_log_left_it(tmp_path):
