@@ -33,7 +33,7 @@ def portfolio_state(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> d
             "positions": positions_of(conn, good),
             "advice": advice_texts(good["advice"]) if good else [],
         }
-    return {"currencies": currencies, "legs": legs, "book": book_figures(conn, recent)}
+    return {"currencies": currencies, "legs": legs, "book": book_figures(conn, recent, currencies)}
 
 
 def positions_of(conn: sqlite3.Connection, cycle: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -44,9 +44,14 @@ def positions_of(conn: sqlite3.Connection, cycle: dict[str, Any] | None) -> list
     return [dict(r) for r in conn.execute(query, [cycle["id"]])]
 
 
-def book_figures(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The whole book at the latest cycle that recorded it (None before the first)."""
-    row = next((c for c in reversed(recent) if c.get("portfolio_equity_usd") is not None), None)
+def book_figures(
+    conn: sqlite3.Connection, recent: list[dict[str, Any]], currencies: list[str]
+) -> dict[str, Any] | None:
+    """The whole book at the latest cycle that recorded it (None before the first).
+
+    A cycle whose currencies are still writing their rows is passed over for the one before it, so
+    the book's equity is shown beside every currency's at the same cycle."""
+    row = _latest_book_row(recent, set(currencies))
     if row is None:
         return None
     portfolio = _json(conn.execute("select portfolio from cycles where id = ?", [row["id"]]).fetchone()[0])
@@ -69,6 +74,7 @@ def book_figures(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> dict
         "es_usd": row.get("portfolio_es_usd"),
         "cascade_loss_usd": row.get("cascade_loss_usd"),
         "cascade_distance": row.get("cascade_distance"),
+        "cascade_reason": (portfolio.get("cascade") or {}).get("reason"),
         "worst_scenario_usd": row.get("portfolio_worst_scenario_usd"),
         "worst_scenario": (portfolio.get("grid") or {}).get("worst") or {},
         "split": portfolio.get("split"),
@@ -77,6 +83,15 @@ def book_figures(conn: sqlite3.Connection, recent: list[dict[str, Any]]) -> dict
         "stresses": portfolio.get("stresses") or [],
         "reasons": portfolio.get("reasons") or [],
     }
+
+
+def _latest_book_row(recent: list[dict[str, Any]], currencies: set[str]) -> dict[str, Any] | None:
+    written: dict[int, set[str | None]] = {}
+    for c in recent:
+        written.setdefault(c["n"], set()).add(c.get("currency"))
+    with_book = [c for c in reversed(recent) if c.get("portfolio_equity_usd") is not None]
+    complete = (c for c in with_book if written[c["n"]] >= currencies)
+    return next(complete, with_book[0] if with_book else None)
 
 
 def _json(raw: Any) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def book_plot(
         lw=1,
         label="its target",
     )
+    _risk_leverage(vol, tb, book)
     for name, colour in zip(currencies, COLOURS, strict=False):
         rows = [c for c in good if c.get("currency") == name]
         t = [_t(c) for c in rows]
@@ -66,9 +67,32 @@ def book_plot(
         risk.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
         risk.set_ylabel("share / move")
     names = " + ".join(currencies)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.91, bottom=0.08, hspace=0.4)
+    fig.subplots_adjust(left=0.1, right=0.93, top=0.91, bottom=0.08, hspace=0.4)
     title = f"run {run['id']} ({run['mode']}), the book of {names}: the last {len(book)} cycles"
     return png(fig, axes, title, columns=6)
+
+
+def _risk_leverage(vol: Any, t: list[datetime], book: list[dict[str, Any]]) -> None:
+    """Risk leverage σ_book / (E·σ_ref) on the right-hand axis of σ_book / E's panel.
+
+    σ_ref is the run's, so the right axis is scaled as the left one over σ_ref: each cycle's dot
+    sits on σ_book / E's line, and the target reads as L_base on the right."""
+    values = [_nan(c.get("risk_leverage")) for c in book]
+    if not any(v == v for v in values):
+        return
+    twin = vol.twinx()
+    twin.plot(t, values, color="tab:brown", ls="none", marker=".", ms=3)
+    vol.plot([], [], color="tab:brown", ls="none", marker=".", label="risk leverage (right axis)")
+    twin.set_ylabel("risk leverage (×)")
+    ratios = sorted(
+        share / lev
+        for c, lev in zip(book, values, strict=True)
+        if lev == lev and lev and (share := _share(c.get("book_vol_usd"), c["portfolio_equity_usd"])) == share
+    )
+    if ratios:
+        reference = ratios[len(ratios) // 2]
+        low, high = vol.get_ylim()
+        twin.set_ylim(low / reference, high / reference)
 
 
 def _t(c: dict[str, Any]) -> datetime:

@@ -123,12 +123,15 @@ def _read(conn: sqlite3.Connection, db: Path) -> dict[str, Any]:
 
 
 def _currencies_per_cycle(conn: sqlite3.Connection, run_id: int, columns: set[str]) -> int:
-    """Rows per cycle of the run: its number of currencies (1 for a log without the column)."""
+    """Rows per cycle of the run: its number of currencies (1 for a log without the column).
+
+    Each currency commits its own row, so the latest cycle may hold only some of them yet: the two
+    latest cycles are counted."""
     if "currency" not in columns:
         return 1
     count = conn.execute(
-        "select count(distinct currency) from cycles where run_id = ? and n = "
-        "(select max(n) from cycles where run_id = ?)",
+        "select count(distinct currency) from cycles where run_id = ? and n >= "
+        "(select max(n) from cycles where run_id = ?) - 1",
         [run_id, run_id],
     ).fetchone()[0]
     return max(int(count or 1), 1)

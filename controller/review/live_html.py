@@ -114,12 +114,12 @@ def _book(book: dict[str, Any] | None, limits: dict[str, Any]) -> str:
         (
             "liquidation cascade",
             _num(distance, ".1%"),
-            f"common move; loss {_num(book['cascade_loss_usd'], ',.0f')} USD"
-            + (f"; limit {_num(near, '.0%')}" if near else ""),
+            _cascade_sub(book, near),
             distance is not None and near is not None and distance < near,
         ),
         ("worst joint scenario (USD)", _num(book["worst_scenario_usd"], ",.0f"), worst, False),
-        ("split", _e(book["split"]), f"scale k {_num(book['scale'], '.3f')}", False),
+        ("split", f"<span class='word'>{_e(book['split'])}</span>", f"scale k {_num(book['scale'], '.3f')}",
+         False),
     ]  # fmt: skip
     goals = [
         (
@@ -143,14 +143,25 @@ def _book(book: dict[str, Any] | None, limits: dict[str, Any]) -> str:
     )
 
 
+def _cascade_sub(book: dict[str, Any], near: float | None) -> str:
+    limit = f"; limit {_num(near, '.0%')}" if near else ""
+    if book["cascade_distance"] is None and book.get("cascade_reason"):
+        return _e(book["cascade_reason"]) + limit
+    return f"common move; loss {_num(book['cascade_loss_usd'], ',.0f')} USD{limit}"
+
+
 def _currency_panel(name: str, leg: dict[str, Any], state: dict[str, Any]) -> str:
     cycle, f = leg["cycle"], leg["figures"] or {}
     colour = STATE_COLOURS.get(cycle["state"], "#444")
+    frozen = ((state.get("book") or {}).get("goals") or {}).get(name, {}).get("frozen")
+    flag = f" <b class='on frozen'>frozen: {_e(frozen)}</b>" if frozen else ""
     head = (
         f"<h2 class='leg'><span class='badge' style='background:{colour}'>{_e(cycle['state'])}</span> "
-        f"{_e(name)}</h2><p class='reason'><b>{_e(cycle['action'])}</b>: {_e(cycle['reason'])}</p>"
+        f"{_e(name)} <span class='sub'>cycle {_e(cycle['n'])}</span>{flag}</h2>"
+        f"<p class='reason'><b>{_e(cycle['action'])}</b>: {_e(cycle['reason'])}</p>"
     )
-    return f"<div class='leg'>{head}{_cards(f, state)}{_positions(leg['positions'], f)}</div>"
+    shown = f"data-currency='{_e(name)}' data-n='{_e(f.get('n'))}'"  # the cycle of its figures
+    return f"<div class='leg' {shown}>{head}{_cards(f, state)}{_positions(leg['positions'], f)}</div>"
 
 
 def _cards(f: dict[str, Any], state: dict[str, Any]) -> str:  # (label, value, below, alarm)
@@ -357,7 +368,7 @@ table{border-collapse:collapse;background:#fff;font-size:12px;width:100%}
 td,th{border-bottom:1px solid #e3e3e3;padding:3px 6px;text-align:left;vertical-align:top}
 table.num td+td{text-align:right}.advice li{margin:.2em 0}.on{color:#b00020}
 .card.alarm{box-shadow:0 0 0 2px #b00020}.card.alarm .value{color:#b00020}.sigma{margin:.4em 0;font-size:.9em}
-#conn{font-size:.85em}.leg{min-width:0}h2.leg{font-size:1.15em}
+#conn{font-size:.85em}.leg{min-width:0}h2.leg{font-size:1.15em}.word{font-size:.7em}.frozen{font-size:.8em}
 """
 
 SCRIPT = """
