@@ -427,6 +427,7 @@ class Controller:
             "run_id": self.run_id,
             "n": n,
             "ts": now,
+            "currency": self.config.venue.currency,  # a portfolio's failed cycle names its currency
             "state": state,
             "action": action,
             "reason": reason,

@@ -185,6 +185,33 @@ def test_a_stale_currency_freezes_only_its_own_hedging(tmp_path):
     assert tagged == 0
 
 
+class _BrokenVenue(_StaleVenue):
+    """The venue as it is, but its snapshot fails (a reply that cannot be read)."""
+
+    def snapshot(self):
+        from controller.venues.errors import MalformedReplyError
+
+        raise MalformedReplyError("exchange reply: BTC-PERPETUAL.size is not a number ('NaN')")
+
+
+def test_a_currency_whose_snapshot_fails_writes_its_own_error_row(tmp_path):
+    controller = _portfolio(tmp_path)
+    controller.start()
+    try:
+        controller.cycle()
+        controller.legs["BTC"].venue = _BrokenVenue(controller.legs["BTC"].venue)
+        n = controller.cycles_done + 1
+        controller.cycle()
+    finally:
+        controller.finish("finished", "test")
+        controller.close()
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "p.db")
+    rows = db.execute("select currency, action from cycles where n = ? order by currency", [n]).fetchall()
+    assert rows[0] == ("BTC", "ERROR") and rows[1][0] == "ETH" and rows[1][1] != "ERROR"
+
+
 def test_two_currencies_share_one_run_and_each_cycle_records_the_portfolio(tmp_path):
     controller = _portfolio(tmp_path)
     controller.start()
