@@ -139,6 +139,11 @@ class CycleColumns:
     def of_currency(self, name: str) -> CycleColumns:
         return self.where(self.currency == self.currencies.index(name))
 
+    def cycle_starts(self) -> np.ndarray:
+        """The index of each cycle's first row (a portfolio's currencies' rows of a cycle share ``n``)."""
+        changed = (self.n[1:] != self.n[:-1]) | (self.run_id[1:] != self.run_id[:-1])
+        return np.flatnonzero(np.r_[len(self) > 0, changed])
+
     def currencies_held(self) -> tuple[str, ...]:
         """The currencies these rows name, in configured order (the order of their first rows)."""
         codes = np.unique(self.currency[self.currency >= 0], return_index=True)
@@ -334,7 +339,7 @@ def book_columns(c: CycleColumns) -> CycleColumns:
     counts for the cycle."""
     if not len(c):
         return c
-    starts = np.flatnonzero(np.r_[True, (c.n[1:] != c.n[:-1]) | (c.run_id[1:] != c.run_id[:-1])])
+    starts = c.cycle_starts()
     last = np.r_[starts[1:], len(c)] - 1
     equity = np.fmax.reduceat(np.where(c.good, c["portfolio_equity_usd"], np.nan), starts)
     nan = np.full(starts.size, np.nan)
@@ -418,9 +423,9 @@ def _in_band(c: CycleColumns) -> tuple[int, int]:
     banded = ~np.isnan(band_low) & ~np.isnan(lev)
     inside = (band_low <= lev) & (lev <= band_high) & banded
     if len(c.currencies_held()) > 1:
-        starts = np.flatnonzero(np.r_[True, c.n[1:] != c.n[:-1]]) if len(c) else np.empty(0, np.int64)
-        held = np.logical_or.reduceat(banded, starts) if starts.size else banded
-        inside = np.logical_and.reduceat(inside | ~banded, starts)[held] if starts.size else inside
+        starts = c.cycle_starts()
+        held = np.logical_or.reduceat(banded, starts)
+        inside = np.logical_and.reduceat(inside | ~banded, starts)[held]
         return int(np.count_nonzero(inside)), int(np.count_nonzero(held))
     return int(np.count_nonzero(inside)), int(np.count_nonzero(banded))
 
